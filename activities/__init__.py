@@ -1,0 +1,1 @@
+"""Every side effect. One module per action family; the registry discovers them all."""

@@ -1,0 +1,163 @@
+"""Run history and the step executor: the activities the run workflow calls.
+
+`execute_step` applies an action and records its step result in one transaction keyed by (run, step):
+a retried or replayed attempt finds the step already succeeded and returns the stored output instead of
+applying the effect again (S4.5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import Session, select
+from temporalio import activity
+
+from activities.context import ActionContext, merge_context
+from activities.errors import (
+    BusinessError,
+    OpenDealLimitReached,
+    RecordNotFound,
+    TransientError,
+    ValidationError,
+)
+from activities.merge import render
+from activities.registry import get_action
+from models.db import session_scope
+from models.definitions import pydantic_errors
+from models.messages import RunRecord, StepInput, StepOutcome, StepRecord
+from models.recordstore import LimitReached, RecordInvalid, RecordMissing
+from models.tables import Automation, AutomationRun, Company, StepResult, utcnow
+
+FINAL_STATUSES = {"succeeded", "failed", "skipped", "stopped"}
+
+
+@activity.defn(name="record_run")
+def record_run(run: RunRecord) -> None:
+    """Insert or update the run's row; the first call also writes one pending row per step."""
+    now = utcnow()
+    event = run.event
+    values = {
+        "id": run.run_id, "company_id": event.company_id, "automation_id": run.automation_id,
+        "automation_version": run.automation_version, "automation_name": run.automation_name,
+        "event_id": event.event_id, "entity": event.entity, "entity_id": event.entity_id,
+        "trigger_action": event.action, "status": run.status, "reason": run.reason,
+        "conditions": run.conditions, "event": event.model_dump(mode="json"),
+        "chain_depth": event.chain_depth, "started_at": now, "updated_at": now,
+        "finished_at": now if run.finished else None,
+    }
+    with session_scope() as session:
+        session.execute(insert(AutomationRun).values(**values).on_conflict_do_update(
+            index_elements=["id"],
+            set_={k: values[k] for k in ("status", "reason", "conditions", "updated_at", "finished_at")}))
+        if run.steps:
+            session.execute(insert(StepResult).values([
+                {"run_id": run.run_id, "step_index": i, "kind": s.kind, "action": s.action, "status": "pending"}
+                for i, s in enumerate(run.steps)]).on_conflict_do_nothing())
+
+
+@activity.defn(name="record_step")
+def record_step(step: StepRecord) -> None:
+    """Record an outcome decided by the workflow (skipped, failed after retries, delay done).
+
+    A step that already succeeded keeps its result: a late failure report never overwrites it.
+    """
+    now = utcnow()
+    with session_scope() as session:
+        row = _lock_step(session, step.run_id, step.step_index)
+        if row.status != "succeeded":
+            row.status = step.status
+            row.error_type = step.error_type or row.error_type
+            row.error_message = step.error_message or row.error_message
+            row.conditions = step.conditions if step.conditions is not None else row.conditions
+            row.started_at = row.started_at or now
+            row.finished_at = now
+            session.add(row)
+        if step.run_status:
+            run = session.get(AutomationRun, step.run_id)
+            if run is not None:
+                run.status, run.updated_at = step.run_status, now
+                session.add(run)
+
+
+@activity.defn(name="automation_is_active")
+def automation_is_active(automation_id: int) -> bool:
+    with session_scope() as session:
+        automation = session.get(Automation, automation_id)
+        return automation is not None and automation.active
+
+
+def _lock_step(session: Session, run_id: str, step_index: int) -> StepResult:
+    session.execute(insert(StepResult).values(run_id=run_id, step_index=step_index, kind="action",
+                                              status="pending").on_conflict_do_nothing())
+    return session.exec(select(StepResult).where(StepResult.run_id == run_id,
+                                                 StepResult.step_index == step_index).with_for_update()).one()
+
+
+def _templates(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _templates(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _templates(v)]
+    return [value] if isinstance(value, str) and "{{" in value else []
+
+
+def _apply(step: StepInput, attempt: int, rendered: dict[str, Any]) -> StepOutcome:
+    action_type = get_action(step.action)
+    event = step.event
+    with session_scope() as session:
+        row = _lock_step(session, step.run_id, step.step_index)
+        if row.status == "succeeded":
+            return StepOutcome(status="succeeded", output=row.output or {})
+        company = session.get(Company, event.company_id)
+        if company is None:
+            raise RecordNotFound(f"company {event.company_id} does not exist")
+        context = merge_context(session, company, event, step.owner_id, _templates(step.params))
+        rendered.update(render(step.params, context))
+        row.params = rendered
+        row.started_at = utcnow()
+        try:
+            params = action_type.params_model.model_validate(rendered)
+        except PydanticValidationError as err:
+            problems = "; ".join(f"{e['path']}: {e['message']}" for e in pydantic_errors(err.errors(), "params"))
+            raise ValidationError(f"invalid params after rendering merge fields: {problems}") from None
+        ctx = ActionContext(session=session, company=company, event=event, automation_id=step.automation_id,
+                            owner_id=step.owner_id, run_id=step.run_id, step_index=step.step_index)
+        try:
+            output = action_type.execute(ctx, params)
+        except RecordInvalid as err:
+            raise ValidationError(str(err)) from None
+        except RecordMissing as err:
+            raise RecordNotFound(str(err)) from None
+        except LimitReached as err:
+            raise OpenDealLimitReached(str(err)) from None
+        row.status, row.output, row.attempts, row.finished_at = "succeeded", output, attempt, utcnow()
+        row.error_type = row.error_message = None
+        session.add(row)
+        return StepOutcome(status="succeeded", output=output)
+
+
+@activity.defn(name="execute_step")
+def execute_step(step: StepInput) -> StepOutcome:
+    """Render the step's merge fields, validate its params, apply the action, record the result."""
+    attempt = activity.info().attempt
+    rendered: dict[str, Any] = {}
+    try:
+        return _apply(step, attempt, rendered)
+    except BusinessError as err:
+        # The effect rolled back with its transaction; keep what the step tried and why it failed.
+        with session_scope() as session:
+            row = _lock_step(session, step.run_id, step.step_index)
+            if row.status != "succeeded":
+                row.status, row.attempts, row.finished_at = "failed", attempt, utcnow()
+                row.params = rendered or step.params
+                row.started_at = row.started_at or row.finished_at
+                row.error_type, row.error_message = err.type, str(err)
+                session.add(row)
+        raise err.to_application_error() from None
+    except TransientError as err:
+        raise err.to_application_error() from None
+
+
+ALL_ACTIVITIES = [record_run, record_step, automation_is_active, execute_step]

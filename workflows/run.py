@@ -1,0 +1,137 @@
+"""The run workflow: one automation firing on one event. Reads like the seed's rules, nothing else:
+check the trigger conditions, then each step top to bottom (its own `when`, the action with retries, a
+record of what happened), durable delays, and a stop when the automation was switched off meanwhile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.errors import NON_RETRYABLE_TYPES
+    from models.definitions import ActionStep, DelayStep
+    from models.messages import RunInput, RunOutcome, RunRecord, StepInput, StepOutcome, StepPlan, StepRecord
+    from workflows.conditions import evaluate, explain_failure
+
+COMPANY_ID = SearchAttributeKey.for_int("CrmCompanyId")
+AUTOMATION_ID = SearchAttributeKey.for_int("CrmAutomationId")
+ENTITY = SearchAttributeKey.for_keyword("CrmEntity")
+RECORD_ID = SearchAttributeKey.for_int("CrmRecordId")
+TRIGGER_ACTION = SearchAttributeKey.for_keyword("CrmTriggerAction")
+RUN_STATUS = SearchAttributeKey.for_keyword("CrmRunStatus")
+SEARCH_ATTRIBUTES = [COMPANY_ID, AUTOMATION_ID, ENTITY, RECORD_ID, TRIGGER_ACTION, RUN_STATUS]
+
+#: Bookkeeping (run history) is retried until the database is back; it must not be lost.
+BOOKKEEPING = {"start_to_close_timeout": timedelta(seconds=30),
+               "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(
+                   seconds=30))}
+#: An action: transient faults retried with backoff for up to 10 minutes, business errors fail at once.
+ACTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(minutes=1), non_retryable_error_types=NON_RETRYABLE_TYPES)
+ACTION_DEADLINE = timedelta(minutes=10)
+
+
+@workflow.defn(name="AutomationRun")
+class AutomationRunWorkflow:
+    def __init__(self) -> None:
+        self._status = "running"
+        self._steps: list[str] = []
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        return {"status": self._status, "steps": self._steps}
+
+    @workflow.run
+    async def run(self, run: RunInput) -> RunOutcome:
+        definition = run.definition
+        event = run.event
+        run_id = workflow.info().workflow_id
+        self._steps = ["pending"] * len(definition.steps)
+
+        record = RunRecord(run_id=run_id, automation_id=run.automation_id,
+                           automation_version=run.automation_version, automation_name=definition.name,
+                           event=event, status="running",
+                           steps=[StepPlan(kind="delay") if isinstance(s, DelayStep)
+                                  else StepPlan(kind="action", action=s.action) for s in definition.steps])
+        if run.stop_reason:
+            return await self._finish(record, "stopped", run.stop_reason)
+        verdict = evaluate(definition.conditions, event.state, event.previous if event.action == "updated" else None)
+        record.conditions = verdict
+        if not verdict["held"]:
+            return await self._finish(record, "skipped", explain_failure(verdict))
+        await self._bookkeep("record_run", record, "Run started")
+
+        failed = False
+        for index, step in enumerate(definition.steps):
+            if isinstance(step, DelayStep):
+                if not await self._wait(run, run_id, index, step):
+                    return await self._finish(record, "stopped",
+                                              f"automation deactivated during the delay of step {index + 1}")
+                continue
+            failed = not await self._act(run, run_id, index, step) or failed
+        return await self._finish(record, "failed" if failed else "succeeded",
+                                  "a step failed; later steps still ran" if failed else None)
+
+    async def _act(self, run: RunInput, run_id: str, index: int, step: ActionStep) -> bool:
+        """One action step; False if it failed. A failure is recorded and never stops the run."""
+        event = run.event
+        label = f"Step {index + 1}: {step.summary or step.action}"
+        if step.when is not None:
+            verdict = evaluate(step.when, event.state, event.previous if event.action == "updated" else None)
+            if not verdict["held"]:
+                self._steps[index] = "skipped"
+                await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="skipped",
+                                                                conditions=verdict), f"{label} skipped")
+                return True
+        try:
+            await workflow.execute_local_activity(
+                "execute_step",
+                StepInput(run_id=run_id, step_index=index, action=step.action, params=step.params,
+                          automation_id=run.automation_id, owner_id=run.owner_id, event=event),
+                result_type=StepOutcome, schedule_to_close_timeout=ACTION_DEADLINE,
+                start_to_close_timeout=timedelta(seconds=60), retry_policy=ACTION_RETRY, summary=label)
+        except ActivityError as err:
+            cause = err.cause
+            error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+            message = str(cause) if cause is not None else str(err)
+            self._steps[index] = "failed"
+            await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="failed",
+                                                            error_type=error_type, error_message=message),
+                                 f"{label} failed")
+            return False
+        self._steps[index] = "succeeded"
+        return True
+
+    async def _wait(self, run: RunInput, run_id: str, index: int, step: DelayStep) -> bool:
+        """A durable timer; afterwards False if the automation was deactivated meanwhile."""
+        self._set_status("waiting")
+        await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="pending",
+                                                        run_status="waiting"), f"Step {index + 1}: wait")
+        await workflow.sleep(step.delay.timedelta, summary=f"Step {index + 1}: wait {step.delay.duration}")
+        active = await workflow.execute_local_activity(
+            "automation_is_active", run.automation_id, result_type=bool, summary="Still active?", **BOOKKEEPING)
+        self._steps[index] = "succeeded" if active else "skipped"
+        if active:
+            self._set_status("running")
+        await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status=self._steps[index],
+                                                        run_status="running" if active else None),
+                             f"Step {index + 1}: waited")
+        return bool(active)
+
+    async def _finish(self, record: RunRecord, status: str, reason: str | None) -> RunOutcome:
+        record.status, record.reason, record.finished = status, reason, True
+        self._set_status(status)
+        await self._bookkeep("record_run", record, f"Run {status}")
+        return RunOutcome(status=status, reason=reason, steps=self._steps)
+
+    def _set_status(self, status: str) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([RUN_STATUS.value_set(status)])
+
+    async def _bookkeep(self, activity_name: str, arg: Any, summary: str) -> None:
+        await workflow.execute_local_activity(activity_name, arg, summary=summary, **BOOKKEEPING)
+
