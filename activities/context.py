@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,11 +71,9 @@ def merge_context(session: Session, company: Company, event: EntityEvent, owner_
                         "occurred_at": event.occurred_at.isoformat(), "previous": event.previous or {}}
     for relation, entity in relations(event.entity).items():
         if relation in needed and state.get(f"{relation}_id") is not None:
-            try:
+            with contextlib.suppress(RecordMissing):
                 context[relation] = _present(record_to_dict(
                     get_record(session, event.company_id, entity, int(state[f"{relation}_id"]))))
-            except RecordMissing:
-                pass
     for name, user_id in (("owner", owner_id), ("user", event.user_id)):
         if name in needed and user_id is not None:
             user = session.get(User, user_id)

@@ -39,7 +39,8 @@ def check_template(text: str, trigger_entity: str) -> str | None:
     unknown = sorted(roots - roots_for(trigger_entity))
     if unknown:
         allowed = ", ".join(sorted(roots_for(trigger_entity)))
-        return f"unknown merge field root {', '.join(unknown)!s} in {text!r} (a {trigger_entity} trigger has: {allowed})"
+        names = ", ".join(unknown)
+        return f"unknown merge field root {names} in {text!r} (a {trigger_entity} trigger has: {allowed})"
     return None
 
 

@@ -5,7 +5,7 @@ Each runs inside the step's transaction, so its write, its outbox event and its 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -37,8 +37,9 @@ def _field_definitions(entity: str, *, create: bool) -> dict[str, Any]:
             continue
         if entity == "activity" and name == "due_date" and create:
             continue  # set through `due`, relative to the trigger
+        annotation: Any = info.annotation
         required = create and REQUIRED_ON_CREATE[entity] == name
-        fields[name] = (info.annotation, ...) if required else (info.annotation | None, None)
+        fields[name] = (annotation, ...) if required else (annotation | None, None)
     fields["custom_fields"] = (dict[str, Any] | None, None)
     return fields
 
@@ -86,7 +87,7 @@ def _register(entity: str) -> None:
     create_params = create_model(f"{entity.title()}CreateParams", __config__=ConfigDict(extra="forbid"),
                                  **create_fields)
     update_params = create_model(f"{entity.title()}UpdateParams", __base__=TargetParams,
-                                 __validators__={"has_values": model_validator(mode="after")(_has_values)},
+                                 __validators__={"has_values": cast(Any, model_validator(mode="after")(_has_values))},
                                  **_field_definitions(entity, create=False))
 
     def create(ctx: ActionContext, params: Any) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def _register(entity: str) -> None:
     def update(ctx: ActionContext, params: Any) -> dict[str, Any]:
         record_id = ctx.target_id(entity, params.target, params.record_id)
         values = params.model_dump(exclude_none=True, exclude={"target", "record_id"})
-        record, event = update_record(ctx.session, ctx.company.id or 0, entity, record_id, values,
+        _record, event = update_record(ctx.session, ctx.company.id or 0, entity, record_id, values,
                                       user_id=ctx.owner_id, source="automation", chain=ctx.chain)
         return {"entity": entity, "id": record_id, "changed": sorted(event.previous or {}) if event else [],
                 "event_id": event.event_id if event else None}

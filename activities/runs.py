@@ -7,6 +7,7 @@ applying the effect again (S4.5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -160,4 +161,4 @@ def execute_step(step: StepInput) -> StepOutcome:
         raise err.to_application_error() from None
 
 
-ALL_ACTIVITIES = [record_run, record_step, automation_is_active, execute_step]
+ALL_ACTIVITIES: list[Callable[..., Any]] = [record_run, record_step, automation_is_active, execute_step]

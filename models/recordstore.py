@@ -33,7 +33,8 @@ class LimitReached(Exception):
 
 @cache
 def _adapter(entity: str, field: str) -> TypeAdapter[Any]:
-    return TypeAdapter(ENTITY_TABLES[entity].model_fields[field].annotation)
+    annotation: Any = ENTITY_TABLES[entity].model_fields[field].annotation
+    return TypeAdapter(annotation)
 
 
 def coerce_values(session: Session, company_id: int, entity: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from models.db import session_scope
@@ -134,9 +134,9 @@ async def emit(client: Client, raw: Any) -> list[Firing]:
 async def _start(client: Client, event: EntityEvent, m: dict[str, Any], definition: AutomationDefinition) -> Firing:
     workflow_id = workflow_id_for(m["automation_id"], event.event_id)
     attributes = TypedSearchAttributes([
-        COMPANY_ID.value_set(event.company_id), AUTOMATION_ID.value_set(m["automation_id"]),
-        ENTITY.value_set(event.entity), RECORD_ID.value_set(event.entity_id),
-        TRIGGER_ACTION.value_set(event.action), RUN_STATUS.value_set("running"),
+        SearchAttributePair(COMPANY_ID, event.company_id), SearchAttributePair(AUTOMATION_ID, m["automation_id"]),
+        SearchAttributePair(ENTITY, event.entity), SearchAttributePair(RECORD_ID, event.entity_id),
+        SearchAttributePair(TRIGGER_ACTION, event.action), SearchAttributePair(RUN_STATUS, "running"),
     ])
     run = RunInput(automation_id=m["automation_id"], automation_version=m["version"], owner_id=m["owner_id"],
                    definition=definition, event=event, stop_reason=m["stop_reason"])

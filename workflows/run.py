@@ -23,12 +23,13 @@ ENTITY = SearchAttributeKey.for_keyword("CrmEntity")
 RECORD_ID = SearchAttributeKey.for_int("CrmRecordId")
 TRIGGER_ACTION = SearchAttributeKey.for_keyword("CrmTriggerAction")
 RUN_STATUS = SearchAttributeKey.for_keyword("CrmRunStatus")
-SEARCH_ATTRIBUTES = [COMPANY_ID, AUTOMATION_ID, ENTITY, RECORD_ID, TRIGGER_ACTION, RUN_STATUS]
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
+    COMPANY_ID, AUTOMATION_ID, ENTITY, RECORD_ID, TRIGGER_ACTION, RUN_STATUS]
 
 #: Bookkeeping (run history) is retried until the database is back; it must not be lost.
-BOOKKEEPING = {"start_to_close_timeout": timedelta(seconds=30),
-               "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(
-                   seconds=30))}
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
+                                maximum_interval=timedelta(seconds=30))
 #: An action: transient faults retried with backoff for up to 10 minutes, business errors fail at once.
 ACTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=1), non_retryable_error_types=NON_RETRYABLE_TYPES)
@@ -113,7 +114,8 @@ class AutomationRunWorkflow:
                                                         run_status="waiting"), f"Step {index + 1}: wait")
         await workflow.sleep(step.delay.timedelta, summary=f"Step {index + 1}: wait {step.delay.duration}")
         active = await workflow.execute_local_activity(
-            "automation_is_active", run.automation_id, result_type=bool, summary="Still active?", **BOOKKEEPING)
+            "automation_is_active", run.automation_id, result_type=bool, summary="Still active?",
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY)
         self._steps[index] = "succeeded" if active else "skipped"
         if active:
             self._set_status("running")
@@ -133,5 +135,7 @@ class AutomationRunWorkflow:
         workflow.upsert_search_attributes([RUN_STATUS.value_set(status)])
 
     async def _bookkeep(self, activity_name: str, arg: Any, summary: str) -> None:
-        await workflow.execute_local_activity(activity_name, arg, summary=summary, **BOOKKEEPING)
+        await workflow.execute_local_activity(
+            activity_name, arg, summary=summary,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY)
 

@@ -1,0 +1,297 @@
+"""The `automations` CLI: the dev stack, the worker, and admin commands on definitions, events and runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from models.settings import get_settings
+
+app = typer.Typer(help="CRM workflow automations on Temporal.", no_args_is_help=True)
+console = Console()
+
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "stopped": "magenta",
+                "running": "cyan", "waiting": "blue", "pending": "dim"}
+
+
+def _database_url() -> str:
+    """DATABASE_URL, or the embedded PostgreSQL under the data folder (started if it is not running)."""
+    settings = get_settings()
+    if not settings.database_url:
+        from starter.devstack import embedded_postgres_url
+
+        os.environ["DATABASE_URL"] = embedded_postgres_url(settings.data_dir)
+        get_settings.cache_clear()
+    return get_settings().database_url
+
+
+def _temporal_address() -> str:
+    if not get_settings().temporal_address:
+        os.environ["TEMPORAL_ADDRESS"] = "127.0.0.1:7233"
+        get_settings.cache_clear()
+    return get_settings().temporal_address
+
+
+def _load_file(path: Path) -> Any:
+    text = path.read_text()
+    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from models.migrate import upgrade
+
+    upgrade(_database_url())
+    console.print("[green]database is up to date[/green]")
+
+
+async def _serve(stop: asyncio.Event) -> None:
+    from starter.client import connect
+    from starter.relay import run_relay
+    from worker import build_worker
+
+    client = await connect()
+    worker = build_worker(client)
+    relay = asyncio.create_task(run_relay(client, stop))
+    async with worker:
+        await stop.wait()
+    await relay
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker (run workflows and actions) and the outbox relay until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO)
+    from models.migrate import upgrade
+
+    upgrade(_database_url())
+    _temporal_address()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await _serve(stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = True) -> None:
+    """Everything on one machine: PostgreSQL, Temporal dev server + UI, worker, relay, demo. Ctrl-C stops it."""
+    from models.db import session_scope
+    from models.migrate import upgrade
+    from starter.devstack import ensure_search_attributes, start_temporal_dev_server
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = get_settings()
+    console.print("[bold]Starting the automations dev stack[/bold]")
+    url = _database_url()
+    where = "DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"
+    console.print(f"  PostgreSQL   {where}")
+    upgrade(url)
+    temporal: subprocess.Popen[bytes] | None = None
+    if not settings.temporal_address:
+        temporal = start_temporal_dev_server(settings.data_dir)
+        console.print(f"  Temporal     dev server on 127.0.0.1:7233, UI {settings.temporal_ui_url}")
+    address = _temporal_address()
+
+    async def main() -> None:
+        from starter.client import connect
+        from starter.demo import demo_events, load_demo
+
+        client = await connect(address)
+        await ensure_search_attributes(client)
+        with session_scope() as session:
+            company, admin = load_demo(session)
+        console.print(f"  Demo company {company.name} (id {company.id}), admin user {admin.id}")
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        serving = asyncio.create_task(_serve(stop))
+        if events:
+            with session_scope() as session:
+                done = demo_events(session, company, admin)
+            for line in done:
+                console.print(f"  • {line}")
+        console.print(
+            f"\n[bold]Watch the runs[/bold]\n  Temporal UI  {settings.temporal_ui_url}/namespaces/"
+            f"{settings.temporal_namespace}/workflows?query=CrmCompanyId%3D{company.id}\n"
+            f"  History      .venv/bin/automations runs --company {company.id}   "
+            "(and `automations run <run id>` for its steps)\n  Ctrl-C stops everything.\n")
+        if events:
+            await asyncio.sleep(15)
+            _print_runs(company_id=company.id, limit=20)
+        await serving
+
+    try:
+        asyncio.run(main())
+    finally:
+        if temporal is not None:
+            temporal.terminate()
+            temporal.wait(timeout=10)
+        console.print("stopped")
+
+
+@app.command()
+def apply(file: Path, user: Annotated[int, typer.Option("--user", help="Acting user id")],
+          ) -> None:
+    """Create or update automations from a YAML/JSON file (one object or a list). Same name = new version."""
+    from sqlmodel import select
+
+    from models.db import session_scope
+    from models.definitions import DefinitionError
+    from models.tables import Automation, User
+    from starter.automations import PermissionDenied, PlanLimit, save_automation
+
+    _database_url()
+    raw = _load_file(file)
+    items = raw if isinstance(raw, list) else [raw]
+    try:
+        with session_scope() as session:
+            actor = session.get(User, user)
+            if actor is None:
+                raise _fail(f"user {user} does not exist")
+            for index, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise _fail(f"item {index}: an automation is an object")
+                existing = session.exec(select(Automation).where(
+                    Automation.company_id == actor.company_id, Automation.name == item.get("name"))).first()
+                try:
+                    automation = save_automation(session, actor, item, existing.id if existing else None)
+                except DefinitionError as err:
+                    for e in err.errors:
+                        console.print(f"[red]item {index}[/red] {e['path']}: {e['message']}")
+                    raise typer.Exit(1) from None
+                console.print(f"{'updated' if existing else 'created'} automation {automation.id} "
+                              f"{automation.name!r} (version {automation.version})")
+    except (PermissionDenied, PlanLimit) as err:
+        raise _fail(str(err)) from None
+
+
+@app.command()
+def emit(file: Path) -> None:
+    """Emit entity events from a JSON file (one event or a list) and show the runs they start."""
+    from starter.client import connect
+    from starter.intake import EventRefused
+    from starter.intake import emit as emit_event
+
+    _database_url()
+    raw = _load_file(file)
+    items = raw if isinstance(raw, list) else [raw]
+
+    async def main() -> None:
+        client = await connect(_temporal_address())
+        for index, item in enumerate(items):
+            try:
+                firings = await emit_event(client, item)
+            except EventRefused as err:
+                console.print(f"[red]event {index} refused[/red]: {err}")
+                continue
+            if not firings:
+                console.print(f"event {index}: fires no automation")
+            for f in firings:
+                state = "started" if f.started else "already started (duplicate event)"
+                note = f" — stopped: {f.stop_reason}" if f.stop_reason else ""
+                console.print(f"event {index}: automation {f.automation_id} → {f.workflow_id} {state}{note}")
+
+    asyncio.run(main())
+
+
+def _print_runs(**filters: Any) -> None:
+    from models.db import session_scope
+    from models.history import list_runs
+
+    with session_scope() as session:
+        runs = list_runs(session, **filters)
+    table = Table(title=f"Automation runs ({len(runs)})")
+    for column in ("started", "run id", "automation", "record", "status", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in runs:
+        style = STATUS_STYLE.get(r.status, "")
+        table.add_row(r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.id,
+                      f"{r.automation_id} {r.automation_name} v{r.automation_version}",
+                      f"{r.entity} {r.entity_id} {r.trigger_action}", f"[{style}]{r.status}[/{style}]",
+                      r.reason or "")
+    console.print(table)
+
+
+@app.command()
+def runs(
+    company: Annotated[int | None, typer.Option(help="Company id")] = None,
+    automation: Annotated[int | None, typer.Option(help="Automation id")] = None,
+    entity: Annotated[str | None, typer.Option(help="Record type, e.g. deal")] = None,
+    record: Annotated[int | None, typer.Option(help="Record id")] = None,
+    status: Annotated[str | None, typer.Option(help="running|waiting|succeeded|failed|skipped|stopped")] = None,
+    limit: int = 50,
+) -> None:
+    """The run history, newest first."""
+    _database_url()
+    _print_runs(company_id=company, automation_id=automation, entity=entity, record_id=record, status=status,
+                limit=limit)
+
+
+@app.command()
+def run(run_id: str) -> None:
+    """One run with its steps: params, outputs, errors."""
+    from models.db import session_scope
+    from models.history import run_steps
+    from models.tables import AutomationRun
+
+    _database_url()
+    with session_scope() as session:
+        found = session.get(AutomationRun, run_id)
+        if found is None:
+            raise _fail(f"run {run_id} not found")
+        steps = run_steps(session, run_id)
+    style = STATUS_STYLE.get(found.status, "")
+    console.print(f"[bold]{found.automation_name}[/bold] v{found.automation_version} on {found.entity} "
+                  f"{found.entity_id} {found.trigger_action}: [{style}]{found.status}[/{style}] {found.reason or ''}")
+    console.print(f"Temporal UI: {get_settings().temporal_ui_url}/namespaces/{get_settings().temporal_namespace}"
+                  f"/workflows/{run_id}")
+    table = Table()
+    for column in ("#", "step", "status", "params", "output / error"):
+        table.add_column(column, overflow="fold")
+    for s in steps:
+        style = STATUS_STYLE.get(s.status, "")
+        detail = f"{s.error_type}: {s.error_message}" if s.error_type else json.dumps(s.output or {})[:200]
+        table.add_row(str(s.step_index + 1), s.action or s.kind, f"[{style}]{s.status}[/{style}]",
+                      json.dumps(s.params)[:200] if s.params else "", detail)
+    console.print(table)
+
+
+@app.command()
+def purge(days: Annotated[int | None, typer.Option(help="Retention in days")] = None) -> None:
+    """Delete finished runs older than the retention period (RUN_RETENTION_DAYS)."""
+    from models.db import session_scope
+    from models.history import purge as purge_runs
+
+    _database_url()
+    with session_scope() as session:
+        count = purge_runs(session, days if days is not None else get_settings().run_retention_days)
+    console.print(f"purged {count} runs")
+
+
+if __name__ == "__main__":
+    app()
