@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 
 class BusinessError(Exception):
@@ -18,7 +18,8 @@ class BusinessError(Exception):
             self.type = type
 
     def to_application_error(self) -> ApplicationError:
-        return ApplicationError(str(self), type=self.type, non_retryable=True)
+        # BENIGN: an expected outcome (the step is recorded as failed), not a worker fault to log loudly.
+        return ApplicationError(str(self), type=self.type, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
 
 
 class ValidationError(BusinessError):

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.context import ActionContext, merge_context
@@ -56,6 +57,11 @@ def record_run(run: RunRecord) -> None:
             session.execute(insert(StepResult).values([
                 {"run_id": run.run_id, "step_index": i, "kind": s.kind, "action": s.action, "status": "pending"}
                 for i, s in enumerate(run.steps)]).on_conflict_do_nothing())
+        if run.finished:
+            # Steps a finished run never reached (it stopped after a delay) will not run: say so.
+            session.execute(update(StepResult).where(col(StepResult.run_id) == run.run_id,
+                                                     col(StepResult.status) == "pending")
+                            .values(status="skipped", finished_at=now))
 
 
 @activity.defn(name="record_step")

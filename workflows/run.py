@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import NON_RETRYABLE_TYPES
@@ -59,10 +59,12 @@ class AutomationRunWorkflow:
                            steps=[StepPlan(kind="delay") if isinstance(s, DelayStep)
                                   else StepPlan(kind="action", action=s.action) for s in definition.steps])
         if run.stop_reason:
+            record.steps = []
             return await self._finish(record, "stopped", run.stop_reason)
         verdict = evaluate(definition.conditions, event.state, event.previous if event.action == "updated" else None)
         record.conditions = verdict
         if not verdict["held"]:
+            record.steps = []  # nothing was going to run: no step rows
             return await self._finish(record, "skipped", explain_failure(verdict))
         await self._bookkeep("record_run", record, "Run started")
 
@@ -95,10 +97,11 @@ class AutomationRunWorkflow:
                           automation_id=run.automation_id, owner_id=run.owner_id, event=event),
                 result_type=StepOutcome, schedule_to_close_timeout=ACTION_DEADLINE,
                 start_to_close_timeout=timedelta(seconds=60), retry_policy=ACTION_RETRY, summary=label)
-        except ActivityError as err:
-            cause = err.cause
+        except (ActivityError, ApplicationError, TimeoutError) as err:
+            # Local activity failures may arrive wrapped in ActivityError or as the cause itself.
+            cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
             error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
-            message = str(cause) if cause is not None else str(err)
+            message = cause.message if isinstance(cause, FailureError) else str(cause)
             self._steps[index] = "failed"
             await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="failed",
                                                             error_type=error_type, error_message=message),
@@ -132,7 +135,9 @@ class AutomationRunWorkflow:
 
     def _set_status(self, status: str) -> None:
         self._status = status
-        workflow.upsert_search_attributes([RUN_STATUS.value_set(status)])
+        # A run started without our search attributes (a server that lacks them) is not indexed.
+        if workflow.info().typed_search_attributes.get(RUN_STATUS) is not None:
+            workflow.upsert_search_attributes([RUN_STATUS.value_set(status)])
 
     async def _bookkeep(self, activity_name: str, arg: Any, summary: str) -> None:
         await workflow.execute_local_activity(

@@ -1,0 +1,92 @@
+"""Test helpers: automations, events and runs in a few lines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import select
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from models.db import session_scope
+from models.events import EntityEvent
+from models.tables import AutomationRun, StepResult, User
+from starter.automations import save_automation
+from worker import build_worker
+
+
+def create_automation(user_id: int, definition: dict[str, Any]) -> int:
+    with session_scope() as s:
+        actor = s.get(User, user_id)
+        assert actor is not None
+        automation = save_automation(s, actor, definition)
+        assert automation.id is not None
+        return automation.id
+
+
+def event(company_id: int, entity: str = "deal", action: str = "updated", entity_id: int = 1,
+          current: dict[str, Any] | None = None, previous: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    if action == "deleted":
+        current, previous = None, previous or {"title": "gone"}
+    elif action == "updated" and previous is None:
+        previous = {}
+    elif action == "created":
+        previous = None
+    return {"event_id": str(uuid.uuid4()), "company_id": company_id, "entity": entity, "action": action,
+            "entity_id": entity_id, "user_id": extra.pop("user_id", None), "source": extra.pop("source", "app"),
+            "occurred_at": extra.pop("occurred_at", datetime.now(UTC).isoformat()),
+            "current": current if action != "deleted" else None, "previous": previous, **extra}
+
+
+@asynccontextmanager
+async def running_worker(client: Client) -> AsyncIterator[Worker]:
+    """A worker on a task queue of its own; intake is pointed at that queue for the duration."""
+    from models.settings import get_settings
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    settings = get_settings()
+    previous, settings.task_queue = settings.task_queue, queue
+    try:
+        async with build_worker(client, queue) as worker:
+            yield worker
+    finally:
+        settings.task_queue = previous
+
+
+async def emit_and_wait(client: Client, raw: dict[str, Any] | EntityEvent) -> list[Any]:
+    """Emit an event and wait for every run it started; returns their outcomes."""
+    from starter.intake import emit
+
+    firings = await emit(client, raw)
+    return [await client.get_workflow_handle(f.workflow_id).result() for f in firings]
+
+
+def run_row(run_id: str) -> AutomationRun:
+    with session_scope() as s:
+        row = s.get(AutomationRun, run_id)
+        assert row is not None, f"no run {run_id}"
+        return row
+
+
+def steps_of(run_id: str) -> list[StepResult]:
+    with session_scope() as s:
+        return list(s.exec(select(StepResult).where(StepResult.run_id == run_id)
+                           .order_by(StepResult.step_index)).all())  # type: ignore[arg-type]
+
+
+async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
