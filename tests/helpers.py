@@ -31,7 +31,8 @@ def create_automation(user_id: int, definition: dict[str, Any]) -> int:
 
 
 def event(company_id: int, entity: str = "deal", action: str = "updated", entity_id: int = 1,
-          current: dict[str, Any] | None = None, previous: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+          current: dict[str, Any] | None = None, previous: dict[str, Any] | None = None,
+          **extra: Any) -> dict[str, Any]:
     if action == "deleted":
         current, previous = None, previous or {"title": "gone"}
     elif action == "updated" and previous is None:
