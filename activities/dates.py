@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE, relativedelta
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _WEEKDAYS = {"monday": MO, "tuesday": TU, "wednesday": WE, "thursday": TH, "friday": FR, "saturday": SA,
@@ -40,7 +40,19 @@ class DueNext(BaseModel):
     next: Weekday
 
 
-DueSpec = DueIn | DueNext | date
+def _due_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "weekday" if "next" in value else "relative"
+    if isinstance(value, DueIn | DueNext):
+        return "relative" if isinstance(value, DueIn) else "weekday"
+    return "on_date"
+
+
+#: {in: "1 day"} | {next: friday} | "2026-12-01" — tagged so an error names only the form that was meant.
+DueSpec = Annotated[
+    Annotated[DueIn, Tag("relative")] | Annotated[DueNext, Tag("weekday")] | Annotated[date, Tag("on_date")],
+    Discriminator(_due_kind),
+]
 
 
 def trigger_date(occurred_at: datetime, timezone: str) -> date:

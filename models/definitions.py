@@ -162,6 +162,8 @@ class DefinitionError(ValueError):
 
 
 _TAGS = ("action", "delay", "condition", "group")
+#: Tags of tagged unions inside action params; never field names.
+_PARAM_TAGS = ("relative", "weekday", "on_date")
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -174,7 +176,7 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif not (isinstance(previous, int) and part in _TAGS):
+        elif not (isinstance(previous, int) and part in _TAGS) and part not in _PARAM_TAGS:
             path += f".{part}" if path else part
         previous = part
     return path or "(root)"
