@@ -84,7 +84,8 @@ class AutomationRunWorkflow:
         event = run.event
         label = f"Step {index + 1}: {step.summary or step.action}"
         if step.when is not None:
-            verdict = evaluate(step.when, event.state, event.previous if event.action == "updated" else None)
+            verdict = evaluate(step.when, event.state, event.previous if event.action == "updated" else None,
+                               path=f"steps[{index}].when")
             if not verdict["held"]:
                 self._steps[index] = "skipped"
                 await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="skipped",
