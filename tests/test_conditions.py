@@ -62,7 +62,8 @@ def test_changed_to_and_changed_from() -> None:
 def test_all_and_any_groups_nest_and_explain() -> None:
     group = ConditionGroup.model_validate({"all": [
         {"field": "stage_id", "op": "changed_to", "value": 3},
-        {"any": [{"field": "value", "op": "gte", "value": 10000}, {"field": "title", "op": "contains", "value": "big"}]},
+        {"any": [{"field": "value", "op": "gte", "value": 10000},
+                 {"field": "title", "op": "contains", "value": "big"}]},
     ]})
     result = evaluate(group, DEAL, {"stage_id": 2})
     assert result["held"] is True

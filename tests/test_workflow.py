@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -82,7 +83,8 @@ def run_id_of(company_id: int) -> str:
 async def test_steps_run_in_order_with_merge_fields_and_step_conditions(client: Client, company_factory: Any) -> None:
     c = company_factory(timezone="Europe/Paris")
     with session_scope() as s:
-        person, _ = create_record(s, c.id, "person", {"name": "Grace", "email": "grace@example.com"}, user_id=c.admin_id)
+        person, _ = create_record(s, c.id, "person", {"name": "Grace", "email": "grace@example.com"},
+                                  user_id=c.admin_id)
     deal_id, _ = make_deal(c.id, c.admin_id, person_id=person.id, pipeline_id=1, stage_id=3, value=5000)
     automation = create_automation(c.admin_id, {
         "name": "Follow up", "trigger": {"entity": "deal", "action": "updated"},
@@ -106,7 +108,7 @@ async def test_steps_run_in_order_with_merge_fields_and_step_conditions(client: 
     assert [s.status for s in steps] == ["succeeded", "skipped", "succeeded", "succeeded"]
     assert steps[0].params is not None and steps[0].params["subject"] == "Call Grace about Big deal"
     assert steps[1].conditions is not None and steps[1].conditions["failed"] == ["steps[1].when.all[0]"]
-    assert all(a.finished_at <= b.started_at for a, b in zip(steps, steps[1:], strict=False)
+    assert all(a.finished_at <= b.started_at for a, b in itertools.pairwise(steps)
                if a.finished_at and b.started_at)
     with session_scope() as s:
         call = s.exec(select(Activity).where(Activity.company_id == c.id)).one()
@@ -281,7 +283,8 @@ async def test_a_loop_between_two_automations_is_cut_and_recorded(client: Client
     ping = create_automation(c.admin_id, {"name": "Ping", "trigger": {"entity": "deal", "action": "updated"},
                                           "steps": [{"action": "deal.update", "params": {"title": "ping"}}]})
     pong = create_automation(c.admin_id, {"name": "Pong", "trigger": {"entity": "deal", "action": "updated"},
-                                          "steps": [{"action": "deal.update", "params": {"value": "{{deal.value + 1}}"}}]})
+                                          "steps": [{"action": "deal.update",
+                                                     "params": {"value": "{{deal.value + 1}}"}}]})
     raw = event(c.id, entity_id=deal_id, current={"title": "start", "value": 1}, user_id=c.admin_id)
     await emit_and_wait(client, raw)  # both fire on the user's change
     for _ in range(6):  # follow the chain: each round publishes the events the last round's runs caused
