@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from sqlmodel import Session
 
+import tests.support_actions  # noqa: F401  (registers the action types only tests use)
 from models.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent

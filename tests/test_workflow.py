@@ -11,7 +11,6 @@ import pytest
 from sqlmodel import func, select
 from temporalio.client import Client
 
-import tests.support_actions  # noqa: F401  (registers the test action types)
 from models.db import session_scope
 from models.events import EntityEvent
 from models.fields import ENTITY_TYPES, TRIGGER_ACTIONS
