@@ -63,11 +63,18 @@ def migrate() -> None:
 
 
 async def _serve(stop: asyncio.Event) -> None:
+    from temporalio.service import RPCError
+
     from starter.client import connect
+    from starter.devstack import ensure_search_attributes
     from starter.relay import run_relay
     from worker import build_worker
 
     client = await connect()
+    try:
+        await ensure_search_attributes(client)
+    except RPCError as err:  # e.g. Temporal Cloud: register them once with tcld / the UI instead
+        logging.getLogger(__name__).warning("could not register search attributes: %s", err)
     worker = build_worker(client)
     relay = asyncio.create_task(run_relay(client, stop))
     async with worker:
@@ -103,7 +110,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     """Everything on one machine: PostgreSQL, Temporal dev server + UI, worker, relay, demo. Ctrl-C stops it."""
     from models.db import session_scope
     from models.migrate import upgrade
-    from starter.devstack import ensure_search_attributes, start_temporal_dev_server
+    from starter.devstack import start_temporal_dev_server
 
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
@@ -116,14 +123,11 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     if not settings.temporal_address:
         temporal = start_temporal_dev_server(settings.data_dir)
         console.print(f"  Temporal     dev server on 127.0.0.1:7233, UI {settings.temporal_ui_url}")
-    address = _temporal_address()
+    _temporal_address()
 
     async def main() -> None:
-        from starter.client import connect
         from starter.demo import demo_events, load_demo
 
-        client = await connect(address)
-        await ensure_search_attributes(client)
         with session_scope() as session:
             company, admin = load_demo(session)
         console.print(f"  Demo company {company.name} (id {company.id}), admin user {admin.id}")
