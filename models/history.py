@@ -27,6 +27,17 @@ def list_runs(session: Session, *, company_id: int | None = None, automation_id:
     return list(session.exec(query.order_by(col(AutomationRun.started_at).desc()).limit(limit)).all())
 
 
+def find_run(session: Session, run_id: str) -> AutomationRun:
+    """A run by its id or by a prefix of it matching exactly one run."""
+    run = session.get(AutomationRun, run_id)
+    if run is not None:
+        return run
+    matches = session.exec(select(AutomationRun).where(col(AutomationRun.id).startswith(run_id)).limit(2)).all()
+    if len(matches) != 1:
+        raise LookupError(f"no run {run_id!r}" if not matches else f"{run_id!r} matches several runs")
+    return matches[0]
+
+
 def run_steps(session: Session, run_id: str) -> list[StepResult]:
     return list(session.exec(select(StepResult).where(StepResult.run_id == run_id)
                              .order_by(col(StepResult.step_index))).all())

@@ -229,16 +229,26 @@ def _print_runs(**filters: Any) -> None:
 
     with session_scope() as session:
         runs = list_runs(session, **filters)
-    table = Table(title=f"Automation runs ({len(runs)})")
-    for column in ("started", "run id", "automation", "record", "status", "reason"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=f"Automation runs ({len(runs)}) — `automations run <run>` shows one", title_justify="left")
+    table.add_column("started", no_wrap=True)
+    table.add_column("run", no_wrap=True)
+    table.add_column("automation")
+    table.add_column("record", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
     for r in runs:
         style = STATUS_STYLE.get(r.status, "")
-        table.add_row(r.started_at.strftime("%Y-%m-%d %H:%M:%S"), r.id,
-                      f"{r.automation_id} {r.automation_name} v{r.automation_version}",
+        table.add_row(r.started_at.strftime("%m-%d %H:%M:%S"), short_run_id(r.id),
+                      f"{r.automation_name} (#{r.automation_id} v{r.automation_version})",
                       f"{r.entity} {r.entity_id} {r.trigger_action}", f"[{style}]{r.status}[/{style}]",
                       r.reason or "")
     console.print(table)
+
+
+def short_run_id(run_id: str) -> str:
+    """automation-3-event-9d47491c-70a1-… -> automation-3-event-9d47491c (enough to find it again)."""
+    head, _, event_id = run_id.partition("-event-")
+    return f"{head}-event-{event_id[:8]}" if event_id else run_id
 
 
 @app.command()
@@ -257,17 +267,18 @@ def runs(
 
 
 @app.command()
-def run(run_id: str) -> None:
+def run(run_id: Annotated[str, typer.Argument(help="A run id, or its start as `runs` shows it")]) -> None:
     """One run with its steps: params, outputs, errors."""
     from models.db import session_scope
-    from models.history import run_steps
-    from models.tables import AutomationRun
+    from models.history import find_run, run_steps
 
     _database_url()
     with session_scope() as session:
-        found = session.get(AutomationRun, run_id)
-        if found is None:
-            raise _fail(f"run {run_id} not found")
+        try:
+            found = find_run(session, run_id)
+        except LookupError as err:
+            raise _fail(str(err)) from None
+        run_id = found.id
         steps = run_steps(session, run_id)
     style = STATUS_STYLE.get(found.status, "")
     console.print(f"[bold]{found.automation_name}[/bold] v{found.automation_version} on {found.entity} "

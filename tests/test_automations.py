@@ -128,3 +128,27 @@ def test_cli_runs_lists_the_history(company_factory: Any) -> None:
     assert f"run-{c.id}" in result.output and "skipped" in result.output and "deal 9 updated" in result.output
     result = CliRunner().invoke(app, ["runs", "--company", str(c.id), "--status", "failed"])
     assert f"run-{c.id}" not in result.output
+
+
+def test_cli_run_shows_steps_and_finds_a_run_by_its_short_id(company_factory: Any) -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from models.tables import AutomationRun, StepResult
+    from starter.cli import short_run_id
+
+    c = company_factory()
+    run_id = f"automation-{c.id}-event-{uuid.uuid4()}"
+    with session_scope() as s:
+        s.add(AutomationRun(id=run_id, company_id=c.id, automation_id=1, automation_version=2,
+                            automation_name="Shown", event_id="e", entity="deal", entity_id=9,
+                            trigger_action="updated", status="failed", started_at=datetime.now(UTC)))
+        s.flush()
+        s.add(StepResult(run_id=run_id, step_index=0, kind="action", action="deal.create", status="failed",
+                         error_type="OpenDealLimitReached", error_message="open-deal limit reached"))
+    result = CliRunner().invoke(app, ["run", short_run_id(run_id)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Shown" in result.output and "OpenDealLimitReached: open-deal limit reached" in result.output
+    assert run_id in result.output  # the UI link names the full id
+    result = CliRunner().invoke(app, ["run", "automation-nope"])
+    assert result.exit_code == 1 and "no run" in result.output
