@@ -120,7 +120,7 @@ def test_cli_runs_lists_the_history(company_factory: Any) -> None:
     c = company_factory()
     with session_scope() as s:
         s.add(AutomationRun(id=f"run-{c.id}", company_id=c.id, automation_id=1, automation_version=1,
-                            automation_name="Listed", event_id="e", entity="deal", entity_id=9,
+                            automation_name="Listed", event_id=f"listed-{c.id}", entity="deal", entity_id=9,
                             trigger_action="updated", status="skipped", reason="conditions not met",
                             started_at=datetime.now(UTC)))
     result = CliRunner().invoke(app, ["runs", "--company", str(c.id)], env={"COLUMNS": "200"})
@@ -141,7 +141,7 @@ def test_cli_run_shows_steps_and_finds_a_run_by_its_short_id(company_factory: An
     run_id = f"automation-{c.id}-event-{uuid.uuid4()}"
     with session_scope() as s:
         s.add(AutomationRun(id=run_id, company_id=c.id, automation_id=1, automation_version=2,
-                            automation_name="Shown", event_id="e", entity="deal", entity_id=9,
+                            automation_name="Shown", event_id=str(uuid.uuid4()), entity="deal", entity_id=9,
                             trigger_action="updated", status="failed", started_at=datetime.now(UTC)))
         s.flush()
         s.add(StepResult(run_id=run_id, step_index=0, kind="action", action="deal.create", status="failed",
