@@ -32,10 +32,20 @@ class ActionType:
     execute: ActionFunction
     description: str
     check: ParamsCheck | None = field(default=None)
+    #: Calls an outside service. Such actions run as regular activities on a task queue of their family
+    #: (`<task_queue>-<family>`), rate-limited there, so a burst never starves record actions, which run as
+    #: local activities inside the step's database transaction.
+    external: bool = False
+    #: The provider's documented limit, enforced by Temporal across all workers of the family's queue.
+    max_per_second: float | None = None
 
     @property
     def family(self) -> str:
         return self.name.split(".")[0]
+
+    def task_queue(self, base: str) -> str | None:
+        """The task queue of an external action; None for actions run locally."""
+        return f"{base}-{self.family}" if self.external else None
 
     def schema(self) -> dict[str, Any]:
         return self.params_model.model_json_schema()
@@ -45,14 +55,18 @@ REGISTRY: dict[str, ActionType] = {}
 
 
 def action(
-    name: str, params: type[BaseModel], *, description: str = "", check: ParamsCheck | None = None
+    name: str, params: type[BaseModel], *, description: str = "", check: ParamsCheck | None = None,
+    external: bool = False, max_per_second: float | None = None,
 ) -> Callable[[ActionFunction], ActionFunction]:
-    """Register `fn(ctx, params) -> output` as action type `name` (e.g. 'deal.create')."""
+    """Register `fn(ctx, params) -> output` as action type `name` (e.g. 'deal.create').
+
+    `external=True` for actions that call an outside service (see ActionType.external)."""
 
     def register(fn: ActionFunction) -> ActionFunction:
         if name in REGISTRY and REGISTRY[name].execute is not fn:
             raise RuntimeError(f"action type {name!r} is registered twice")
-        REGISTRY[name] = ActionType(name, params, fn, description or (fn.__doc__ or "").strip(), check)
+        REGISTRY[name] = ActionType(name, params, fn, description or (fn.__doc__ or "").strip(), check,
+                                    external, max_per_second)
         return fn
 
     return register
@@ -73,6 +87,16 @@ def discover() -> dict[str, ActionType]:
             importlib.import_module(extra)
         _discovered = True
     return REGISTRY
+
+
+def external_families() -> dict[str, float | None]:
+    """Families of external actions with their rate limit (the strictest of the family's actions)."""
+    families: dict[str, float | None] = {}
+    for action_type in discover().values():
+        if action_type.external:
+            limits = [x for x in (families.get(action_type.family), action_type.max_per_second) if x]
+            families[action_type.family] = min(limits) if limits else None
+    return families
 
 
 def get_action(name: str) -> ActionType:

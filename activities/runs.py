@@ -1,8 +1,12 @@
-"""Run history and the step executor: the activities the run workflow calls.
+"""Run history and the step executors: the activities the run workflow calls.
 
-`execute_step` applies an action and records its step result in one transaction keyed by (run, step):
-a retried or replayed attempt finds the step already succeeded and returns the stored output instead of
-applying the effect again (S4.5).
+`execute_step` (record actions, a local activity) applies an action and records its step result in one
+transaction keyed by (run, step): a retried or replayed attempt finds the step already succeeded and
+returns the stored output instead of applying the effect again (S4.5).
+
+`execute_external_step` (actions calling an outside service, a regular activity on the family's task
+queue) cannot share a transaction with the provider: it records the provider's answer (message id) right
+after the call, so only a crash between the provider accepting and that commit can repeat the call.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from activities.errors import (
     ValidationError,
 )
 from activities.merge import render
-from activities.registry import get_action
+from activities.registry import ActionType, get_action
 from models.db import session_scope
 from models.definitions import pydantic_errors
 from models.messages import RunRecord, StepInput, StepOutcome, StepRecord
@@ -110,48 +114,53 @@ def _templates(value: Any) -> list[str]:
     return [value] if isinstance(value, str) and "{{" in value else []
 
 
-def _apply(step: StepInput, attempt: int, rendered: dict[str, Any]) -> StepOutcome:
-    action_type = get_action(step.action)
+def _prepare(session: Session, step: StepInput, rendered: dict[str, Any]) -> tuple[ActionType, ActionContext, Any]:
+    """Render the step's merge fields and validate its params; `rendered` keeps them for the step record."""
+    try:
+        action_type = get_action(step.action)
+    except KeyError as err:
+        raise ValidationError(str(err.args[0])) from None
     event = step.event
-    with session_scope() as session:
-        row = _lock_step(session, step.run_id, step.step_index)
-        if row.status == "succeeded":
-            return StepOutcome(status="succeeded", output=row.output or {})
-        company = session.get(Company, event.company_id)
-        if company is None:
-            raise RecordNotFound(f"company {event.company_id} does not exist")
-        context = merge_context(session, company, event, step.owner_id, _templates(step.params))
-        rendered.update(render(step.params, context))
-        row.params = rendered
-        row.started_at = utcnow()
-        try:
-            params = action_type.params_model.model_validate(rendered)
-        except PydanticValidationError as err:
-            problems = "; ".join(f"{e['path']}: {e['message']}" for e in pydantic_errors(err.errors(), "params"))
-            raise ValidationError(f"invalid params after rendering merge fields: {problems}") from None
-        ctx = ActionContext(session=session, company=company, event=event, automation_id=step.automation_id,
-                            owner_id=step.owner_id, run_id=step.run_id, step_index=step.step_index)
-        try:
-            output = action_type.execute(ctx, params)
-        except RecordInvalid as err:
-            raise ValidationError(str(err)) from None
-        except RecordMissing as err:
-            raise RecordNotFound(str(err)) from None
-        except LimitReached as err:
-            raise OpenDealLimitReached(str(err)) from None
-        row.status, row.output, row.attempts, row.finished_at = "succeeded", output, attempt, utcnow()
-        row.error_type = row.error_message = None
-        session.add(row)
-        return StepOutcome(status="succeeded", output=output)
+    company = session.get(Company, event.company_id)
+    if company is None:
+        raise RecordNotFound(f"company {event.company_id} does not exist")
+    context = merge_context(session, company, event, step.owner_id, _templates(step.params))
+    rendered.update(render(step.params, context))
+    try:
+        params = action_type.params_model.model_validate(rendered)
+    except PydanticValidationError as err:
+        problems = "; ".join(f"{e['path']}: {e['message']}" for e in pydantic_errors(err.errors(), "params"))
+        raise ValidationError(f"invalid params after rendering merge fields: {problems}") from None
+    ctx = ActionContext(session=session, company=company, event=event, automation_id=step.automation_id,
+                        owner_id=step.owner_id, run_id=step.run_id, step_index=step.step_index)
+    return action_type, ctx, params
 
 
-@activity.defn(name="execute_step")
-def execute_step(step: StepInput) -> StepOutcome:
-    """Render the step's merge fields, validate its params, apply the action, record the result."""
+def _execute(action_type: ActionType, ctx: ActionContext, params: Any) -> dict[str, Any]:
+    """Run the action, translating the record service's errors into business errors."""
+    try:
+        return action_type.execute(ctx, params)
+    except RecordInvalid as err:
+        raise ValidationError(str(err)) from None
+    except RecordMissing as err:
+        raise RecordNotFound(str(err)) from None
+    except LimitReached as err:
+        raise OpenDealLimitReached(str(err)) from None
+
+
+def _succeed(row: StepResult, output: dict[str, Any], attempt: int) -> StepOutcome:
+    row.status, row.output, row.attempts, row.finished_at = "succeeded", output, attempt, utcnow()
+    row.error_type = row.error_message = None
+    return StepOutcome(status="succeeded", output=output)
+
+
+def _run_step(step: StepInput, body: Callable[[int, dict[str, Any]], StepOutcome]) -> StepOutcome:
+    """Shared by both executors: a business error is recorded on the step (with what it tried) and
+    raised non-retryable; a transient one is raised retryable (honouring Retry-After)."""
     attempt = activity.info().attempt
     rendered: dict[str, Any] = {}
     try:
-        return _apply(step, attempt, rendered)
+        return body(attempt, rendered)
     except BusinessError as err:
         # The effect rolled back with its transaction; keep what the step tried and why it failed.
         with session_scope() as session:
@@ -167,4 +176,48 @@ def execute_step(step: StepInput) -> StepOutcome:
         raise err.to_application_error() from None
 
 
-ALL_ACTIVITIES: list[Callable[..., Any]] = [record_run, record_step, automation_is_active, execute_step]
+@activity.defn(name="execute_step")
+def execute_step(step: StepInput) -> StepOutcome:
+    """A record action: render, validate, apply and record, all in one transaction."""
+
+    def body(attempt: int, rendered: dict[str, Any]) -> StepOutcome:
+        with session_scope() as session:
+            row = _lock_step(session, step.run_id, step.step_index)
+            if row.status == "succeeded":
+                return StepOutcome(status="succeeded", output=row.output or {})
+            row.started_at = utcnow()
+            action_type, ctx, params = _prepare(session, step, rendered)
+            row.params = rendered
+            outcome = _succeed(row, _execute(action_type, ctx, params), attempt)
+            session.add(row)
+            return outcome
+
+    return _run_step(step, body)
+
+
+@activity.defn(name="execute_external_step")
+def execute_external_step(step: StepInput) -> StepOutcome:
+    """An action calling an outside service: claim and render, call (no lock held), record the answer."""
+
+    def body(attempt: int, rendered: dict[str, Any]) -> StepOutcome:
+        with session_scope() as session:
+            row = _lock_step(session, step.run_id, step.step_index)
+            if row.status == "succeeded":
+                return StepOutcome(status="succeeded", output=row.output or {})
+            row.started_at, row.attempts = row.started_at or utcnow(), attempt
+            session.add(row)
+        with session_scope() as session:  # reads only (records, credentials): no lock held during the call
+            action_type, ctx, params = _prepare(session, step, rendered)
+            output = _execute(action_type, ctx, params)
+        with session_scope() as session:
+            row = _lock_step(session, step.run_id, step.step_index)
+            row.params = rendered
+            outcome = _succeed(row, output, attempt)
+            session.add(row)
+            return outcome
+
+    return _run_step(step, body)
+
+
+ALL_ACTIVITIES: list[Callable[..., Any]] = [record_run, record_step, automation_is_active, execute_step,
+                                            execute_external_step]

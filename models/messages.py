@@ -21,6 +21,8 @@ class RunInput(BaseModel):
     event: EntityEvent
     #: Set by intake when loop protection cuts this firing: the run records `stopped` and ends.
     stop_reason: str | None = None
+    #: Steps whose action calls an outside service: step index -> the task queue of its family.
+    external_steps: dict[int, str] = Field(default_factory=dict)
 
 
 class StepPlan(BaseModel):

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import subprocess
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,16 +69,17 @@ async def _serve(stop: asyncio.Event) -> None:
     from starter.client import connect
     from starter.devstack import ensure_search_attributes
     from starter.relay import run_relay
-    from worker import build_worker
+    from worker import build_workers
 
     client = await connect()
     try:
         await ensure_search_attributes(client)
     except RPCError as err:  # e.g. Temporal Cloud: register them once with tcld / the UI instead
         logging.getLogger(__name__).warning("could not register search attributes: %s", err)
-    worker = build_worker(client)
     relay = asyncio.create_task(run_relay(client, stop))
-    async with worker:
+    async with AsyncExitStack() as workers:
+        for worker in build_workers(client):
+            await workers.enter_async_context(worker)
         await stop.wait()
     await relay
 

@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.registry import REGISTRY, discover
 from models.db import session_scope
-from models.definitions import AutomationDefinition, pydantic_errors
+from models.definitions import ActionStep, AutomationDefinition, pydantic_errors
 from models.events import EntityEvent
 from models.messages import RunInput
 from models.settings import get_settings
@@ -47,6 +48,18 @@ class Firing:
     #: False when this firing's run had already been started (a redelivered event).
     started: bool
     stop_reason: str | None = None
+
+
+def external_steps(definition: AutomationDefinition) -> dict[int, str]:
+    """Which steps run as regular activities on their family's task queue (decided once per run)."""
+    base = get_settings().task_queue
+    queues = {}
+    for index, step in enumerate(definition.steps):
+        if isinstance(step, ActionStep) and step.action in REGISTRY:
+            queue = REGISTRY[step.action].task_queue(base)
+            if queue:
+                queues[index] = queue
+    return queues
 
 
 def parse_event(raw: Any) -> EntityEvent:
@@ -127,6 +140,7 @@ def _receive(event: EntityEvent) -> list[tuple[dict[str, Any], AutomationDefinit
 async def emit(client: Client, raw: Any) -> list[Firing]:
     """Take one entity event; returns one Firing per automation it fires."""
     event = parse_event(raw)
+    discover()
     firings = await asyncio.to_thread(_receive, event)
     return list(await asyncio.gather(*(_start(client, event, m, d) for m, d in firings)))
 
@@ -139,7 +153,8 @@ async def _start(client: Client, event: EntityEvent, m: dict[str, Any], definiti
         SearchAttributePair(TRIGGER_ACTION, event.action), SearchAttributePair(RUN_STATUS, "running"),
     ])
     run = RunInput(automation_id=m["automation_id"], automation_version=m["version"], owner_id=m["owner_id"],
-                   definition=definition, event=event, stop_reason=m["stop_reason"])
+                   definition=definition, event=event, stop_reason=m["stop_reason"],
+                   external_steps=external_steps(definition))
     try:
         await client.start_workflow(
             AutomationRunWorkflow.run, run, id=workflow_id, task_queue=get_settings().task_queue,

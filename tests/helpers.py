@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from models.events import EntityEvent
 from models.messages import RunOutcome
 from models.tables import AutomationRun, StepResult, User
 from starter.automations import save_automation
-from worker import build_worker
+from worker import build_workers
 
 
 def create_automation(user_id: int, definition: dict[str, Any]) -> int:
@@ -55,8 +55,9 @@ async def running_worker(client: Client) -> AsyncIterator[Worker]:
     settings = get_settings()
     previous, settings.task_queue = settings.task_queue, queue
     try:
-        async with build_worker(client, queue) as worker:
-            yield worker
+        async with AsyncExitStack() as stack:
+            workers = [await stack.enter_async_context(w) for w in build_workers(client, queue)]
+            yield workers[0]
     finally:
         settings.task_queue = previous
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities.context import ActionContext
+from activities.errors import TransientError
 from activities.registry import action
 from models.recordstore import create_record
 
@@ -46,3 +47,19 @@ def slow_activity(ctx: ActionContext, params: SlowParams) -> dict[str, Any]:
                               user_id=ctx.owner_id, source="automation", chain=ctx.chain)
     time.sleep(params.seconds)
     return {"id": record.id}
+
+
+class EchoParams(BaseModel):
+    message: str
+    #: Fail with a transient error (Retry-After 30 s) on this many first attempts.
+    busy_attempts: int = 0
+
+
+@action("test.external_echo", EchoParams, external=True, max_per_second=50)
+def external_echo(ctx: ActionContext, params: EchoParams) -> dict[str, Any]:
+    """Stands for an outside service: answers with a provider id, or 'rate limited' a few times first."""
+    attempt = activity.info().attempt
+    if attempt <= params.busy_attempts:
+        raise TransientError("provider says: rate limited", retry_after=30, type="RateLimited")
+    return {"provider_id": f"msg-{ctx.run_id}-{ctx.step_index}", "echo": params.message,
+            "task_queue": activity.info().task_queue, "attempt": attempt}

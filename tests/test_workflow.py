@@ -320,3 +320,28 @@ async def test_a_retry_after_the_effect_committed_does_not_apply_it_twice(client
     assert count(Deal, c.id) == 1
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(EventOutbox).where(EventOutbox.company_id == c.id)).one() == 1
+
+
+async def test_external_actions_run_on_their_family_queue_and_honour_retry_after(client: Client,
+                                                                                 company_factory: Any) -> None:
+    c = company_factory()
+    automation = create_automation(c.admin_id, {
+        "name": "Echo", "trigger": {"entity": "deal", "action": "updated"},
+        "steps": [activity_step("before"),
+                  {"action": "test.external_echo", "params": {"message": "Deal {{deal.title}}", "busy_attempts": 2}},
+                  activity_step("after")]})
+    raw = event(c.id, current={"title": "Acme"})
+    [result] = await emit_and_wait(client, raw)
+    assert result.status == "succeeded"
+    run_id = f"automation-{automation}-event-{raw['event_id']}"
+    steps = steps_of(run_id)
+    assert [s.status for s in steps] == ["succeeded"] * 3
+    output = steps[1].output or {}
+    assert output["echo"] == "Deal Acme" and output["attempt"] == 3 and steps[1].attempts == 3
+    assert output["task_queue"].endswith("-test")  # the `test` family's own queue
+    history = await client.get_workflow_handle(run_id).fetch_history()
+    scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert len(scheduled) == 1  # only the external step is a regular activity
+    completed = next(e for e in history.events if e.HasField("activity_task_completed_event_attributes"))
+    # Two rate-limited attempts, each followed by the provider's Retry-After of 30 s (server time).
+    assert (completed.event_time.ToDatetime() - scheduled[0].event_time.ToDatetime()).total_seconds() >= 60

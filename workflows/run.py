@@ -91,13 +91,19 @@ class AutomationRunWorkflow:
                 await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="skipped",
                                                                 conditions=verdict), f"{label} skipped")
                 return True
+        step_input = StepInput(run_id=run_id, step_index=index, action=step.action, params=step.params,
+                               automation_id=run.automation_id, owner_id=run.owner_id, event=event)
+        queue = run.external_steps.get(index)
         try:
-            await workflow.execute_local_activity(
-                "execute_step",
-                StepInput(run_id=run_id, step_index=index, action=step.action, params=step.params,
-                          automation_id=run.automation_id, owner_id=run.owner_id, event=event),
-                result_type=StepOutcome, schedule_to_close_timeout=ACTION_DEADLINE,
-                start_to_close_timeout=timedelta(seconds=60), retry_policy=ACTION_RETRY, summary=label)
+            if queue is None:  # a record action: a local activity, in the step's database transaction
+                await workflow.execute_local_activity(
+                    "execute_step", step_input, result_type=StepOutcome, schedule_to_close_timeout=ACTION_DEADLINE,
+                    start_to_close_timeout=timedelta(seconds=60), retry_policy=ACTION_RETRY, summary=label)
+            else:  # an outside service: a regular activity on its family's rate-limited task queue
+                await workflow.execute_activity(
+                    "execute_external_step", step_input, task_queue=queue, result_type=StepOutcome,
+                    schedule_to_close_timeout=ACTION_DEADLINE, start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=ACTION_RETRY, summary=label)
         except (ActivityError, ApplicationError, TimeoutError) as err:
             # Local activity failures may arrive wrapped in ActivityError or as the cause itself.
             cause = err.cause if isinstance(err, ActivityError) and err.cause is not None else err
