@@ -14,7 +14,6 @@ from activities.runs import ALL_ACTIVITIES, execute_external_step
 from models.settings import get_settings
 from workflows.run import AutomationRunWorkflow
 
-
 #: On SIGTERM, in-flight activities get this long to finish before they are cancelled (and retried elsewhere).
 SHUTDOWN_GRACE = timedelta(seconds=30)
 
