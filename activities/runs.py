@@ -100,10 +100,13 @@ def automation_is_active(automation_id: int) -> bool:
 
 
 def _lock_step(session: Session, run_id: str, step_index: int) -> StepResult:
-    session.execute(insert(StepResult).values(run_id=run_id, step_index=step_index, kind="action",
-                                              status="pending").on_conflict_do_nothing())
-    return session.exec(select(StepResult).where(StepResult.run_id == run_id,
-                                                 StepResult.step_index == step_index).with_for_update()).one()
+    """The step's row, created if missing, locked until the transaction ends (one round trip: the no-op
+    update on conflict takes the row lock, like SELECT ... FOR UPDATE)."""
+    statement = (insert(StepResult).values(run_id=run_id, step_index=step_index, kind="action", status="pending")
+                 .on_conflict_do_update(index_elements=["run_id", "step_index"],
+                                        set_={"run_id": insert(StepResult).excluded.run_id})
+                 .returning(StepResult))
+    return session.execute(select(StepResult).from_statement(statement)).scalar_one()
 
 
 def _templates(value: Any) -> list[str]:

@@ -36,7 +36,10 @@ ACTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffi
 ACTION_DEADLINE = timedelta(minutes=10)
 
 
-@workflow.defn(name="AutomationRun")
+# Not sandboxed: every run would otherwise re-import this module in a fresh sandbox, a quarter of the
+# worker's CPU per run (bench/throughput.py). The module imports only deterministic code (pydantic models,
+# pure condition evaluation) and the replay tests over recorded histories guard its determinism.
+@workflow.defn(name="AutomationRun", sandboxed=False)
 class AutomationRunWorkflow:
     def __init__(self) -> None:
         self._status = "running"
