@@ -36,7 +36,14 @@ for _name in ("httpx", "httpcore", "urllib3", "msal"):
 def connection_for(ctx: ActionContext, providers: tuple[str, ...], name: str | None) -> OpenConnection:
     """The company's connection for this step, secrets decrypted; a business error if there is none."""
     try:
-        return open_connection(find_connection(ctx.session, ctx.company.id or 0, providers, name))
+        return opened(find_connection(ctx.session, ctx.company.id or 0, providers, name))
+    except ConnectionProblem as err:
+        raise ConnectionUnusable(str(err)) from None
+
+
+def opened(row: IntegrationConnection) -> OpenConnection:
+    try:
+        return open_connection(row)
     except ConnectionProblem as err:
         raise ConnectionUnusable(str(err)) from None
 
@@ -60,11 +67,7 @@ def check_connection(row: IntegrationConnection) -> str:
     from activities.registry import discover
 
     discover()
-    try:
-        opened = open_connection(row)
-    except ConnectionProblem as err:
-        raise ConnectionUnusable(str(err)) from None
-    return CONNECTION_CHECKS[row.provider](opened)
+    return CONNECTION_CHECKS[row.provider](opened(row))
 
 
 @lru_cache
