@@ -22,13 +22,13 @@ from activities.context import ActionContext
 from activities.errors import ConnectionUnusable, NoSyncedMailbox, ProviderRejected, TransientError
 from activities.microsoft import access_token
 from activities.providers import (
-    TIMEOUT_SECONDS,
     calling,
     connection_check,
     http_client,
     opened,
     raise_for_answer,
     ssl_context,
+    timeout_seconds,
 )
 from activities.registry import action
 from models.connections import OpenConnection
@@ -98,10 +98,10 @@ def _smtp(connection: OpenConnection) -> Iterator[smtplib.SMTP]:
     # Errors raised by the caller's block arrive at the `yield`, inside this mapping too.
     with _smtp_errors():
         if settings.security == "tls":
-            server: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=TIMEOUT_SECONDS,
+            server: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout_seconds(),
                                                     context=ssl_context())
         else:
-            server = smtplib.SMTP(settings.host, settings.port, timeout=TIMEOUT_SECONDS)
+            server = smtplib.SMTP(settings.host, settings.port, timeout=timeout_seconds())
         with server:
             if settings.security == "starttls":
                 server.starttls(context=ssl_context())

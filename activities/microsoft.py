@@ -10,7 +10,7 @@ import msal
 import requests
 
 from activities.errors import ConnectionUnusable, ProviderRejected, TransientError
-from activities.providers import TIMEOUT_SECONDS, ca_bundle
+from activities.providers import ca_bundle, timeout_seconds
 from models.connections import OpenConnection
 
 #: msal errors that retrying cannot fix: the app id, secret or tenant is wrong.
@@ -29,7 +29,7 @@ def _app(connection: OpenConnection) -> msal.ConfidentialClientApplication:
         if app is None:
             app = msal.ConfidentialClientApplication(
                 settings.client_id, client_credential=connection.secrets.client_secret.get_secret_value(),
-                authority=authority, verify=ca_bundle(), timeout=TIMEOUT_SECONDS,
+                authority=authority, verify=ca_bundle(), timeout=timeout_seconds(),
                 # The tenant's own OpenID configuration is read from the authority; no discovery elsewhere.
                 instance_discovery=False)
             _apps[key] = app

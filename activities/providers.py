@@ -22,8 +22,6 @@ from models.connections import ConnectionProblem, OpenConnection, find_connectio
 from models.settings import get_settings
 from models.tables import IntegrationConnection
 
-#: Every call to an outside service gives up after this long (then Temporal retries it).
-TIMEOUT_SECONDS = 10.0
 #: The longest provider text kept in an error message.
 DETAIL_CHARS = 300
 
@@ -87,8 +85,13 @@ def ca_bundle() -> str | bool:
     return str(bundle) if bundle else True
 
 
+def timeout_seconds() -> float:
+    """How long any call to an outside service may take (INTEGRATIONS_TIMEOUT_SECONDS, 10 s)."""
+    return get_settings().integrations_timeout_seconds
+
+
 def http_client(**kwargs: Any) -> httpx.Client:
-    return httpx.Client(timeout=TIMEOUT_SECONDS, verify=ssl_context(), follow_redirects=False, **kwargs)
+    return httpx.Client(timeout=timeout_seconds(), verify=ssl_context(), follow_redirects=False, **kwargs)
 
 
 def retry_after(headers: Any, default: float | None = None) -> float | None:
@@ -155,7 +158,7 @@ def calling(provider: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException:
-        raise TransientError(f"{provider} did not answer within {TIMEOUT_SECONDS:g} s",
+        raise TransientError(f"{provider} did not answer within {timeout_seconds():g} s",
                              type="ProviderTimeout") from None
     except httpx.TransportError as err:
         raise TransientError(f"{provider} could not be reached ({type(err).__name__})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from activities.context import ActionContext
 from activities.errors import ProviderRejected, TransientError
-from activities.providers import TIMEOUT_SECONDS, clip, connection_check, connection_for, retry_after, ssl_context
+from activities.providers import clip, connection_check, connection_for, retry_after, ssl_context, timeout_seconds
 from activities.registry import action
 from models.connections import OpenConnection
 
@@ -52,7 +53,7 @@ def _client(connection: OpenConnection) -> WebClient:
     # retry_handlers=[]: retries are Temporal's (with backoff, visible in history), never inside the activity.
     return WebClient(token=connection.secrets.bot_token.get_secret_value(),
                      base_url=str(connection.settings.base_url).rstrip("/") + "/",
-                     timeout=int(TIMEOUT_SECONDS), ssl=ssl_context(), retry_handlers=[])
+                     timeout=math.ceil(timeout_seconds()), ssl=ssl_context(), retry_handlers=[])
 
 
 def _error(err: SlackApiError) -> Exception:

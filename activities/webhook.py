@@ -10,7 +10,7 @@ import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict
 
 from activities.context import ActionContext
-from activities.providers import TIMEOUT_SECONDS, calling, clip, connection_for, http_client, raise_for_answer
+from activities.providers import calling, clip, connection_for, http_client, raise_for_answer
 from activities.registry import action
 
 #: How much of the receiver's answer is kept as the step's output.
@@ -37,7 +37,7 @@ def _answer(response: httpx.Response) -> Any:
 
 
 @action("webhook.call", WebhookParams, external=True, max_per_second=20.0,
-        description=f"Call a URL (POST/PUT/DELETE) with a templated body; {TIMEOUT_SECONDS:g} s timeout.")
+        description="Call a URL (POST/PUT/DELETE) with a templated JSON or text body.")
 def call(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
     auth: httpx.BasicAuth | None = None
     if params.connection:

@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     #: Fernet key(s) encrypting connection secrets at rest, comma-separated: the first encrypts, all decrypt
     #: (rotation). Empty: the CLI uses `<data_dir>/connections.key` with the embedded PostgreSQL.
     connections_key: SecretStr = SecretStr("")
-    #: Extra CA bundle (PEM) trusted for calls to integrations, e.g. a TLS-inspecting proxy's CA.
+    #: CA bundle (PEM) trusted for calls to integrations instead of certifi's, e.g. with a TLS-inspecting proxy.
     integrations_ca_bundle: Path | None = None
+    #: Every call to an integration gives up after this many seconds (then Temporal retries it).
+    integrations_timeout_seconds: float = 10.0
 
 
 @lru_cache
