@@ -16,7 +16,7 @@ from models.connections import OpenConnection
 
 
 class AsanaTaskParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # "{{deal.value}}" renders to a number
     #: The project's gid (the number in its URL).
     project: str = Field(min_length=1, pattern=r"^\d+$")
     name: str = Field(min_length=1)

@@ -5,6 +5,7 @@ derived from run and step so a resend after a crash is recognisable as the same 
 from __future__ import annotations
 
 import base64
+import email.policy
 import html
 import re
 import smtplib
@@ -35,6 +36,8 @@ from models.connections import OpenConnection
 from models.tables import IntegrationConnection, User
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+#: CRLF line ends; headers unfolded up to RFC 5322's limit, so a long Message-ID stays on one line.
+MESSAGE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
@@ -48,7 +51,7 @@ def _addresses(value: str | list[str] | None) -> list[str]:
 
 
 class EmailParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # "{{deal.value}}" renders to a number
     #: One address, a comma-separated list, or a list; usually a merge field: "{{person.email}}".
     to: list[str] = Field(min_length=1)
     cc: list[str] = Field(default_factory=list)
@@ -118,7 +121,7 @@ def _html(text: str) -> str:
 
 
 def compose(ctx: ActionContext, owner: User, address: str, params: EmailParams) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = formataddr((owner.name, address))
     message["To"] = ", ".join(params.to)
     if params.cc:

@@ -32,7 +32,7 @@ HINTS = {
 
 
 class SlackPostParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # "{{deal.value}}" renders to a number
     #: A channel id (C0123…) or name (#sales).
     channel: str = Field(min_length=1)
     #: The message, or the notification fallback when `blocks` are given. Merge fields allowed.

@@ -20,7 +20,7 @@ CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 
 
 class TeamsPostParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # "{{deal.value}}" renders to a number
     #: The card's text (Adaptive Card TextBlock markdown). Merge fields allowed.
     text: str = Field(min_length=1)
     title: str | None = None

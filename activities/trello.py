@@ -20,7 +20,7 @@ RATE_WINDOW_SECONDS = 10.0
 
 
 class TrelloCardParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # "{{deal.value}}" renders to a number
     #: The list's id (open the list's menu in Trello, or GET /1/boards/{board}/lists).
     list_id: str = Field(min_length=1)
     name: str = Field(min_length=1)

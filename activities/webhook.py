@@ -18,7 +18,7 @@ RESPONSE_CHARS = 1000
 
 
 class WebhookParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # "{{deal.value}}" renders to a number
     url: AnyHttpUrl
     method: Literal["POST", "PUT", "DELETE"] = "POST"
     #: An object or list is sent as JSON; a string as text. Merge fields allowed anywhere in it.
@@ -27,6 +27,11 @@ class WebhookParams(BaseModel):
     headers: dict[str, str] | None = None
     #: A `webhook` connection holding basic-auth credentials for this receiver.
     connection: str | None = None
+
+
+def _detail(response: httpx.Response) -> tuple[str | None, str]:
+    # Any receiver's error body is just text to show: it names no error type of ours.
+    return None, clip(response.text) or response.reason_phrase
 
 
 def _answer(response: httpx.Response) -> Any:
@@ -52,7 +57,7 @@ def call(ctx: ActionContext, params: WebhookParams) -> dict[str, Any]:
         content["json"] = params.body
     with calling("The webhook receiver"), http_client() as client:
         response = client.request(params.method, str(params.url), headers=headers, auth=auth, **content)
-    raise_for_answer("The webhook receiver", response)
+    raise_for_answer("The webhook receiver", response, codes=_detail)
     answer = _answer(response)
     if isinstance(answer, str | dict | list) and len(json.dumps(answer)) > RESPONSE_CHARS:
         answer = clip(json.dumps(answer))
