@@ -50,7 +50,8 @@ RATE_LIMITED: dict[str, Any] = {
     "asana": {"errors": [{"message": "You have made too many requests recently. Please, be chill."}]},
     "teams": {"error": {"code": "WorkflowTriggerIsThrottled", "message": "The workflow trigger is throttled."}},
     "bot": {"error": {"code": "Throttled", "message": "Too many requests."}},
-    "graph": {"error": {"code": "ApplicationThrottled", "message": "Application is over its MailboxConcurrency limit."}},
+    "graph": {"error": {"code": "ApplicationThrottled",
+                        "message": "Application is over its MailboxConcurrency limit."}},
     "hooks": "Too Many Requests",
 }
 UNAVAILABLE: dict[str, Any] = {

@@ -80,9 +80,9 @@ class FakeSmtp:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if address.endswith("@bounce.example"):
-            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if address.endswith("@later.example"):
-            return "451 4.3.0 <%s>: Temporary lookup failure" % address
+            return f"451 4.3.0 <{address}>: Temporary lookup failure"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -334,7 +334,7 @@ def test_email_goes_from_the_owners_mailbox_over_smtp(company_factory: Any, smtp
     assert envelope.rcpt_tos == ["grace@globex.example", "boss@globex.example"]
     assert message["From"] == "Admin <ada@acme.example>" and message["Subject"] == "About Globex renewal"
     assert message["Message-ID"] == f"<{s.run_id}.step-0@acme.example>" == outcome.output["message_id"]
-    text, html = (part.get_payload(decode=True).decode() for part in message.walk()
+    text, html = (bytes(part.get_payload(decode=True)).decode() for part in message.walk()
                   if part.get_content_maintype() == "text")
     assert message.get_content_type() == "multipart/alternative"
     assert "the deal <Globex renewal> is at stage 3." in text
