@@ -27,13 +27,17 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "sto
 
 
 def _database_url() -> str:
-    """DATABASE_URL, or the embedded PostgreSQL under the data folder (started if it is not running)."""
+    """DATABASE_URL, or the embedded PostgreSQL under the data folder (started if it is not running), whose
+    connection secrets are encrypted with a key kept in that folder unless CONNECTIONS_KEY is set."""
     settings = get_settings()
     if not settings.database_url:
         from starter.devstack import embedded_postgres_url
 
         os.environ["DATABASE_URL"] = embedded_postgres_url(settings.data_dir)
         get_settings.cache_clear()
+        from starter.connections_cli import ensure_connections_key
+
+        ensure_connections_key()
     return get_settings().database_url
 
 
@@ -309,6 +313,10 @@ def purge(days: Annotated[int | None, typer.Option(help="Retention in days")] = 
         count = purge_runs(session, days if days is not None else get_settings().run_retention_days)
     console.print(f"purged {count} runs")
 
+
+from starter.connections_cli import connections_app  # noqa: E402  (its commands use the helpers above)
+
+app.add_typer(connections_app, name="connections")
 
 if __name__ == "__main__":
     app()
