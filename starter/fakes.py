@@ -31,6 +31,8 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    #: The status the fake answered with.
+    status: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -166,9 +168,9 @@ class FakeProviders:
             return [r for r in self.requests if r.service == service]
 
     def emails(self) -> list[Message]:
-        """Messages sent through the Graph fake (MIME, decoded)."""
+        """Messages Graph accepted (MIME, decoded)."""
         return [message_from_bytes(base64.b64decode(r.body)) for r in self.received("graph")
-                if r.path.endswith("/sendMail")]
+                if r.path.endswith("/sendMail") and r.status == 202]
 
     # --- the protocols ---------------------------------------------------------------------------
 
@@ -176,10 +178,9 @@ class FakeProviders:
         with self._lock:
             self.requests.append(request)
             faults = self._faults.get(request.service)
-            if faults and request.service != "login":
-                return faults.pop(0)
-        handler = getattr(self, f"_{request.service}")
-        result: Answer = handler(request)
+            fault = faults.pop(0) if faults else None
+        result: Answer = fault or getattr(self, f"_{request.service}")(request)
+        request.status = result.status
         return result
 
     def _bearer(self, request: Recorded) -> str | None:
