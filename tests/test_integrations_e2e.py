@@ -167,7 +167,7 @@ async def test_no_secret_reaches_temporal_history_the_run_history_or_the_logs(
     assert graph_mail[0].status == "succeeded" and graph_mail[0].attempts == 2
     assert len(smtp.messages) == 1 and len(fakes.emails()) == 1
 
-    secrets = [*fakes.secrets(), smtp.password, *os.environ["CONNECTIONS_KEY"].split(",")]
+    every_secret = [*fakes.secrets(), smtp.password, *os.environ["CONNECTIONS_KEY"].split(",")]
     assert len(fakes.tokens) == 2  # the bot's and Graph's tokens: they are secrets too
     texts: list[str] = []
     for automation in (by_admin, by_rep):
@@ -181,5 +181,5 @@ async def test_no_secret_reaches_temporal_history_the_run_history_or_the_logs(
     captured = capfd.readouterr()
     texts.extend([captured.out, captured.err])
     assert any("Globex" in t for t in texts) and any("not_in_channel" in t for t in texts)  # the scan sees data
-    leaked = [secret for secret in secrets if any(secret in text for text in texts)]
+    leaked = [secret for secret in every_secret if any(secret in text for text in texts)]
     assert leaked == []
