@@ -131,12 +131,21 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         console.print(f"  Temporal     dev server on 127.0.0.1:7233, UI {settings.temporal_ui_url}")
     _temporal_address()
 
+    from starter.connections_cli import ensure_connections_key
+    from starter.fakes import FakeProviders
+
+    ensure_connections_key()
+    fakes = FakeProviders()
+    fakes.start()
+
     async def main() -> None:
-        from starter.demo import demo_events, load_demo
+        from starter.demo import connect_fakes, demo_events, fake_report, load_demo
 
         with session_scope() as session:
             company, admin = load_demo(session)
+            connect_fakes(session, company, fakes)
         console.print(f"  Demo company {company.name} (id {company.id}), admin user {admin.id}")
+        console.print(f"  Fakes        Slack and Trello stand-ins on {fakes.base} (the demo's connections)")
         stop = asyncio.Event()
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
@@ -153,11 +162,14 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         if events:
             await asyncio.sleep(15)
             _print_runs(company_id=company.id, limit=20)
+            for line in fake_report(fakes):
+                console.print(f"  [dim]fake[/dim] {line}")
         await serving
 
     try:
         asyncio.run(main())
     finally:
+        fakes.stop()
         if temporal is not None:
             temporal.terminate()
             temporal.wait(timeout=10)

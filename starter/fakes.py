@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+#: The one Trello list the fake knows (the demo's automation adds cards to it).
+TRELLO_LIST_ID = "5f1a2b3c4d5e6f7a8b9c0d1e"
 BOT_SCOPE = "https://api.botframework.com/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
@@ -76,7 +78,7 @@ class FakeProviders:
         self.slack_archived = {"C0OLD"}
         self.slack_not_member = {"C0PRIVATE"}
         self.trello_key, self.trello_token = secrets.token_hex(16), secrets.token_hex(32)
-        self.trello_lists = {"5f1a2b3c4d5e6f7a8b9c0d1e": "Onboarding"}
+        self.trello_lists = {TRELLO_LIST_ID: "Onboarding"}
         self.asana_token = f"2/1200/{secrets.token_hex(16)}"
         self.asana_projects = {"1201000000000001": "Deals"}
         self.teams_signature = secrets.token_urlsafe(24)
