@@ -201,6 +201,15 @@ def test_teams_bot_refusals(bot_company: Any, fakes: FakeProviders, conversation
     assert_business(err, error_type)
 
 
+def test_teams_bot_429_and_outage_are_retried(bot_company: Any, fakes: FakeProviders) -> None:
+    params = {"text": "x", "conversation_id": "19:sales@thread.tacv2"}
+    fakes.rate_limit("bot", retry_after=4)
+    assert_retried(failure(step(bot_company.id, bot_company.admin_id, "teams.post_message", params)), "RateLimited", 4)
+    fakes.outage("bot", status=502)
+    assert_retried(failure(step(bot_company.id, bot_company.admin_id, "teams.post_message", params)),
+                   "ProviderUnavailable")
+
+
 def test_teams_bot_with_a_wrong_secret_or_no_conversation(bot_company: Any, fakes: FakeProviders) -> None:
     err = failure(step(bot_company.id, bot_company.admin_id, "teams.post_message", {"text": "x"}))
     assert_business(err, "ValidationError", "conversation_id")
@@ -304,6 +313,12 @@ def test_webhook_5xx_is_retried_4xx_is_not(company: Any, fakes: FakeProviders, s
     err = failure(step(company.id, company.admin_id, "webhook.call", {"url": fakes.url("hooks") + f"status/{status}"}))
     assert err.non_retryable is not retried
     assert f"HTTP {status}" in err.message
+
+
+def test_webhook_429_waits_the_receivers_retry_after(company: Any, fakes: FakeProviders) -> None:
+    fakes.rate_limit("hooks", retry_after=7)
+    err = failure(step(company.id, company.admin_id, "webhook.call", {"url": fakes.url("hooks") + "ok"}))
+    assert_retried(err, "RateLimited", 7)
 
 
 def test_webhook_timeout_is_retried(company: Any, fakes: FakeProviders) -> None:
