@@ -160,9 +160,10 @@ class FakeProviders:
             self._faults[service] += [Answer(status, UNAVAILABLE[service])] * times
 
     def reset(self) -> None:
-        """Forget what was received and any fault not yet served (between tests)."""
+        """Forget what was received, the tokens issued and any fault not yet served (between tests)."""
         with self._lock:
             self.requests.clear()
+            self.tokens.clear()
             self._faults.clear()
 
     def received(self, service: str) -> list[Recorded]:
