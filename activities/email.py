@@ -1,6 +1,5 @@
-"""`email.send`: from the automation owner's synced mailbox only, over SMTP (STARTTLS, login) or Microsoft
-Graph `/users/{id}/sendMail` (MIME, msal token). One MIME message, HTML + plain text, with a Message-ID
-derived from run and step so a resend after a crash is recognisable as the same message."""
+"""`email.send`: one MIME message (HTML + plain text, a Message-ID derived from run and step) from the automation
+owner's synced mailbox only, over SMTP (STARTTLS, login) or Microsoft Graph `sendMail` (msal token)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Integration connections: what each provider needs, and its secrets encrypted at rest (Fernet, CONNECTIONS_KEY).
-
-Secrets are decrypted only by `open_connection`, inside the activity that calls the provider; they are held as
-`SecretStr`, so a repr or a log line shows `**********`.
-"""
+"""Integration connections: what each provider needs, secrets encrypted at rest (Fernet, CONNECTIONS_KEY) and
+decrypted only by `open_connection`, inside the activity, as `SecretStr` (a repr shows `**********`)."""
 
 from __future__ import annotations
 

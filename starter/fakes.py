@@ -1,6 +1,5 @@
-"""Local stand-ins for Slack, Teams (Workflows webhook, Bot Framework), Microsoft identity and Graph, Trello, Asana
-and webhook receivers, speaking their HTTP protocols (status codes, error bodies, 429 + Retry-After), for the
-demo and the tests. One threaded HTTP(S) server; every request is recorded."""
+"""Local stand-ins for Slack, Teams, Microsoft identity and Graph, Trello, Asana and webhook receivers on one HTTP(S)
+server, speaking their protocols (status codes, error bodies, 429 + Retry-After), for the demo and the tests."""
 
 from __future__ import annotations
 

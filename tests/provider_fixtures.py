@@ -1,6 +1,5 @@
-"""Fixtures for integration actions: a test CA (trustme) that our HTTP clients and msal trust through
-INTEGRATIONS_CA_BUNDLE, the fake providers served over TLS, an SMTP server (aiosmtpd: STARTTLS, login), and
-companies connected to them. Registered as a pytest plugin by conftest."""
+"""Fixtures for integration actions (a pytest plugin of conftest): a trustme CA trusted via INTEGRATIONS_CA_BUNDLE,
+the fake providers over TLS, an aiosmtpd server (STARTTLS, login), and companies connected to them."""
 
 from __future__ import annotations
 

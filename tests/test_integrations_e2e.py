@@ -1,6 +1,5 @@
-"""Integration actions inside real runs: Retry-After honoured by Temporal (time-skipping server), an automation
-mixing email, Slack and Trello with one failing step, and a scan of whole histories and logs for secrets (real
-dev server)."""
+"""Integration actions inside real runs: Retry-After waited by Temporal, email + Slack + Trello with one failing
+step, and a scan of whole Temporal histories, the run history and the logs for secrets."""
 
 from __future__ import annotations
 
