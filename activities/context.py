@@ -27,6 +27,11 @@ class ActionContext:
     step_index: int
 
     @property
+    def idempotency_key(self) -> str:
+        """Stable across retries of this step: sent to providers that deduplicate (Message-ID, Idempotency-Key)."""
+        return f"{self.run_id}.step-{self.step_index}"
+
+    @property
     def chain(self) -> EventChain:
         """Provenance for events this step causes: one level deeper, this automation appended."""
         prior = self.event.chain.automation_ids if self.event.chain else []

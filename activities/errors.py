@@ -42,6 +42,18 @@ class NoSyncedMailbox(BusinessError):
     type = "NoSyncedMailbox"
 
 
+class ConnectionUnusable(BusinessError):
+    """The company has no usable connection for an integration (missing, ambiguous, undecryptable)."""
+
+    type = "ConnectionUnusable"
+
+
+class ProviderRejected(BusinessError):
+    """An outside service refused the request (a 4xx); `type` is the provider's error code when it has one."""
+
+    type = "ProviderRejected"
+
+
 class TransientError(Exception):
     """A fault worth retrying (network, 5xx, rate limit). `retry_after` honours a provider's Retry-After."""
 
@@ -61,5 +73,5 @@ class TransientError(Exception):
 #: Declared next to every action call: Temporal never retries these.
 NON_RETRYABLE_TYPES = [
     cls.type for cls in (BusinessError, ValidationError, MergeFieldMissing, RecordNotFound,
-                         OpenDealLimitReached, NoSyncedMailbox)
+                         OpenDealLimitReached, NoSyncedMailbox, ConnectionUnusable, ProviderRejected)
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Plans on which automations are available, with their cap of *active* automations per company.
@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     action_modules: list[str] = Field(default_factory=list)
     #: Seconds between outbox polls when no NOTIFY arrives.
     outbox_poll_seconds: float = 1.0
+    #: Fernet key(s) encrypting connection secrets at rest, comma-separated: the first encrypts, all decrypt
+    #: (rotation). Empty: the CLI uses `<data_dir>/connections.key` with the embedded PostgreSQL.
+    connections_key: SecretStr = SecretStr("")
+    #: CA bundle (PEM) trusted for calls to integrations instead of certifi's, e.g. with a TLS-inspecting proxy.
+    integrations_ca_bundle: Path | None = None
+    #: Every call to an integration gives up after this many seconds (then Temporal retries it).
+    integrations_timeout_seconds: float = 10.0
 
 
 @lru_cache

@@ -1,4 +1,5 @@
-"""SQLModel tables: companies and users, the six CRM record types, campaigns, automations, runs, events."""
+"""SQLModel tables: companies and users, integration connections, the six CRM record types, campaigns,
+automations, runs, events."""
 
 from __future__ import annotations
 
@@ -43,8 +44,28 @@ class User(SQLModel, table=True):
     is_global_admin: bool = False
     #: e.g. {"manage_automations": true}
     permission_set: dict[str, Any] = _json()
-    #: The synced mailbox emails are sent from (transport settings; secrets live in connections).
+    #: The synced mailbox emails are sent from: {"connection_id": 3, "address": "ada@acme.example"}; the
+    #: connection (SMTP or Microsoft Graph) holds the transport settings and, encrypted, its secrets.
     mailbox: dict[str, Any] | None = _json(nullable=True)
+
+
+class IntegrationConnection(SQLModel, table=True):
+    """A company's account at an outside service (Slack, Teams, Trello, Asana, a mailbox, a webhook target).
+
+    `settings` are plain (URLs, ids, user names); `secret` is the Fernet token of a JSON object of secrets
+    (tokens, passwords, a webhook URL carrying its signature), decrypted only inside the activity that uses it.
+    """
+
+    __tablename__ = "integration_connection"
+    __table_args__ = (UniqueConstraint("company_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    provider: str  # one of models.connections.PROVIDERS
+    name: str
+    settings: dict[str, Any] = _json()
+    secret: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
 
 class CustomFieldDefinition(SQLModel, table=True):

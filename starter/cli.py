@@ -27,13 +27,17 @@ STATUS_STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "sto
 
 
 def _database_url() -> str:
-    """DATABASE_URL, or the embedded PostgreSQL under the data folder (started if it is not running)."""
+    """DATABASE_URL, or the embedded PostgreSQL under the data folder (started if it is not running), whose
+    connection secrets are encrypted with a key kept in that folder unless CONNECTIONS_KEY is set."""
     settings = get_settings()
     if not settings.database_url:
         from starter.devstack import embedded_postgres_url
 
         os.environ["DATABASE_URL"] = embedded_postgres_url(settings.data_dir)
         get_settings.cache_clear()
+        from starter.connections_cli import ensure_connections_key
+
+        ensure_connections_key()
     return get_settings().database_url
 
 
@@ -127,12 +131,21 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         console.print(f"  Temporal     dev server on 127.0.0.1:7233, UI {settings.temporal_ui_url}")
     _temporal_address()
 
+    from starter.connections_cli import ensure_connections_key
+    from starter.fakes import FakeProviders
+
+    ensure_connections_key()
+    fakes = FakeProviders()
+    fakes.start()
+
     async def main() -> None:
-        from starter.demo import demo_events, load_demo
+        from starter.demo import connect_fakes, demo_events, fake_report, load_demo
 
         with session_scope() as session:
             company, admin = load_demo(session)
+            connect_fakes(session, company, fakes)
         console.print(f"  Demo company {company.name} (id {company.id}), admin user {admin.id}")
+        console.print(f"  Fakes        Slack and Trello stand-ins on {fakes.base} (the demo's connections)")
         stop = asyncio.Event()
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
@@ -149,11 +162,14 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         if events:
             await asyncio.sleep(15)
             _print_runs(company_id=company.id, limit=20)
+            for line in fake_report(fakes):
+                console.print(f"  [dim]fake[/dim] {line}")
         await serving
 
     try:
         asyncio.run(main())
     finally:
+        fakes.stop()
         if temporal is not None:
             temporal.terminate()
             temporal.wait(timeout=10)
@@ -309,6 +325,10 @@ def purge(days: Annotated[int | None, typer.Option(help="Retention in days")] = 
         count = purge_runs(session, days if days is not None else get_settings().run_retention_days)
     console.print(f"purged {count} runs")
 
+
+from starter.connections_cli import connections_app  # noqa: E402  (its commands use the helpers above)
+
+app.add_typer(connections_app, name="connections")
 
 if __name__ == "__main__":
     app()

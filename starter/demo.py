@@ -6,9 +6,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from models.connections import save_connection
 from models.recordstore import create_record, update_record
 from models.tables import Automation, Company, CustomFieldDefinition, Deal, User
 from starter.automations import save_automation
+from starter.fakes import TRELLO_LIST_ID, FakeProviders
 
 DEMO_COMPANY = "Acme Demo (automations)"
 
@@ -52,6 +54,18 @@ AUTOMATIONS: list[dict[str, Any]] = [
             {"action": "activity.create", "params": {"subject": "Plan onboarding for {{deal.title}}"}},
         ],
     },
+    {
+        "name": "Tell the team about stage 3",
+        "description": "Slack and Trello (local stand-ins started by the demo) hear of every deal reaching stage 3.",
+        "trigger": {"entity": "deal", "action": "updated"},
+        "conditions": {"all": [{"field": "stage_id", "op": "changed_to", "value": 3}]},
+        "steps": [
+            {"action": "slack.post_message",
+             "params": {"channel": "#sales", "text": "{{deal.title}} ({{deal.value}} EUR) reached stage 3"}},
+            {"action": "trello.create_card",
+             "params": {"list_id": TRELLO_LIST_ID, "name": "Onboard {{deal.title}}", "due": {"in": "3 days"}}},
+        ],
+    },
 ]
 
 
@@ -75,6 +89,24 @@ def load_demo(session: Session) -> tuple[Company, User]:
     for definition in AUTOMATIONS:
         save_automation(session, admin, definition)
     return company, admin
+
+
+def connect_fakes(session: Session, company: Company, fakes: FakeProviders) -> None:
+    """Point the demo company's Slack and Trello connections at this run's fakes (their port changes)."""
+    assert company.id is not None
+    values = fakes.connection_values()
+    for provider in ("slack", "trello"):
+        settings, secrets = values[provider]
+        save_connection(session, company.id, provider, f"demo {provider}", settings, secrets)
+
+
+def fake_report(fakes: FakeProviders) -> list[str]:
+    """What the fake Slack and Trello received, in a line each."""
+    lines = [f"Slack #{r.json()['channel'].lstrip('#')}: {r.json()['text']}" for r in fakes.received("slack")
+             if r.status == 200]
+    lines += [f"Trello card: {r.json()['name']} (due {r.json().get('due')})" for r in fakes.received("trello")
+              if r.status == 200]
+    return lines
 
 
 def demo_events(session: Session, company: Company, admin: User) -> list[str]:
@@ -101,6 +133,7 @@ def demo_events(session: Session, company: Company, admin: User) -> list[str]:
         f"{deal.id} and {small.id}",
         f"moved deal {deal.id} (5000) to stage 3: fires 'Follow up qualified deals' (with a 10 s delay)",
         f"moved deal {small.id} (300) to stage 3: a run recorded as skipped (value below 1000)",
+        "both moves also fire 'Tell the team about stage 3': a Slack post and a Trello card each, on local fakes",
         f"won deal {small.id}: fires 'Kick off won deals' ({open_deals} open deals now); its second deal.create "
         "meets the open-deal limit (2) and fails, the step after it still runs",
         "imported a person (source=import): fires nothing",

@@ -18,6 +18,8 @@ import tests.support_actions  # noqa: F401  (registers the action types only tes
 from models.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Fixtures of the integration actions: a test CA, the fake providers, an SMTP server, connections.
+pytest_plugins = ["tests.provider_fixtures"]
 
 
 def _server_url() -> str:
