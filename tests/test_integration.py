@@ -88,7 +88,9 @@ async def test_a_record_change_fires_an_automation_end_to_end(client: Client, co
     description = await client.get_workflow_handle(run_id).describe()
     assert await description.static_summary() == f"Qualified deals · deal {deal.id} updated"
     history = await client.get_workflow_handle(run_id).fetch_history()
-    summaries = [e.user_metadata.summary.data.decode() for e in history.events if e.HasField("user_metadata")]
+    # Summaries are payloads too: encrypted in the history, read through the client's converter.
+    summaries = await client.data_converter.decode(
+        [e.user_metadata.summary for e in history.events if e.HasField("user_metadata")])
     assert any("Step 1: activity.create" in s for s in summaries)
     assert any("Step 3: wait 1 second" in s for s in summaries)
 
