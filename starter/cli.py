@@ -92,9 +92,12 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker (run workflows and actions) and the outbox relay until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO)
+    """Run a worker (run workflows and actions) and the outbox relay until SIGINT/SIGTERM, which drains it:
+    no new tasks are taken, and steps in flight get up to 30 s to finish."""
     from models.migrate import upgrade
+    from starter.logs import configure_logging
+
+    configure_logging()
 
     upgrade(_database_url())
     _temporal_address()
@@ -112,9 +115,11 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     """Everything on one machine: PostgreSQL, Temporal dev server + UI, worker, relay, demo. Ctrl-C stops it."""
     from models.db import session_scope
     from models.migrate import upgrade
+    from starter.codec_server import serve as serve_codec
     from starter.devstack import start_temporal_dev_server
+    from starter.logs import configure_logging
 
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging("WARNING")
     settings = get_settings()
     console.print("[bold]Starting the automations dev stack[/bold]")
     url = _database_url()
@@ -123,8 +128,9 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     upgrade(url)
     temporal: subprocess.Popen[bytes] | None = None
     if not settings.temporal_address:
-        temporal = start_temporal_dev_server(settings.data_dir)
+        temporal = start_temporal_dev_server(settings.data_dir, codec_endpoint=settings.codec_server_url)
         console.print(f"  Temporal     dev server on 127.0.0.1:7233, UI {settings.temporal_ui_url}")
+    console.print(f"  Codec server {settings.codec_server_url} (the UI decrypts payloads through it)")
     _temporal_address()
 
     async def main() -> None:
@@ -136,6 +142,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         stop = asyncio.Event()
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
+        codec = asyncio.create_task(serve_codec(stop))
         if events:
             with session_scope() as session:
                 done = demo_events(session, company, admin)
@@ -150,6 +157,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
             await asyncio.sleep(15)
             _print_runs(company_id=company.id, limit=20)
         await serving
+        await codec
 
     try:
         asyncio.run(main())
@@ -158,6 +166,22 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
             temporal.terminate()
             temporal.wait(timeout=10)
         console.print("stopped")
+
+
+@app.command("codec-server")
+def codec_server() -> None:
+    """Serve /encode and /decode for the Temporal UI and CLI (CODEC_SERVER_ADDRESS) until SIGINT/SIGTERM."""
+    from starter.codec_server import serve as serve_codec
+    from starter.logs import configure_logging
+
+    configure_logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await serve_codec(stop)
+
+    asyncio.run(main())
 
 
 @app.command()

@@ -12,10 +12,10 @@ from temporalio.service import TLSConfig
 
 from models.settings import Settings, get_settings
 from starter.codec import data_converter
+from workflows.run import FIRST_STEP_LATENCY_METRIC
 
-#: Our own histogram's buckets (seconds): from sub-second pick-up to an hour-long backlog.
+#: The event-to-first-step histogram's buckets (seconds): from sub-second pick-up to an hour-long backlog.
 LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600]
-FIRST_STEP_LATENCY = "crm_automation_event_to_first_step_seconds"
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -35,7 +35,7 @@ def metrics_runtime(bind_address: str) -> Runtime:
     """One runtime per process serving Prometheus metrics: the SDK's and ours (workflow and activity meters)."""
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
         bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True,
-        histogram_bucket_overrides={FIRST_STEP_LATENCY: LATENCY_BUCKETS})))
+        histogram_bucket_overrides={FIRST_STEP_LATENCY_METRIC: LATENCY_BUCKETS})))
 
 
 async def connect(address: str | None = None, namespace: str | None = None) -> Client:
