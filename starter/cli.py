@@ -185,6 +185,23 @@ def codec_server() -> None:
 
 
 @app.command()
+def doctor() -> None:
+    """Check PostgreSQL, Temporal, the encryption keys and the codec server as configured; exit 1 if one fails."""
+    from starter.doctor import run_checks
+
+    marks = {"ok": "[green]ok[/green]", "warning": "[yellow]warning[/yellow]", "failed": "[red]FAILED[/red]"}
+    checks = asyncio.run(run_checks(get_settings()))
+    table = Table(title="automations doctor", title_justify="left")
+    for column in ("check", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        table.add_row(check.name, marks[check.status], check.detail)
+    console.print(table)
+    if any(check.status == "failed" for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def apply(file: Path, user: Annotated[int, typer.Option("--user", help="Acting user id")],
           ) -> None:
     """Create or update automations from a YAML/JSON file (one object or a list). Same name = new version."""

@@ -7,6 +7,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
@@ -38,13 +39,16 @@ def metrics_runtime(bind_address: str) -> Runtime:
         histogram_bucket_overrides={FIRST_STEP_LATENCY_METRIC: LATENCY_BUCKETS})))
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+async def connect(address: str | None = None, namespace: str | None = None, *,
+                  converter: DataConverter | None = None) -> Client:
+    """A client as configured; `converter` replaces the encrypting one only where no payload is read or written
+    (`automations doctor` checks connectivity even when the keys are wrong)."""
     settings = get_settings()
     address = address or settings.temporal_address
     if not address:
         raise RuntimeError("TEMPORAL_ADDRESS is not set (automations dev starts a dev server and sets it)")
     return await Client.connect(
-        address, namespace=namespace or settings.temporal_namespace, data_converter=data_converter(),
+        address, namespace=namespace or settings.temporal_namespace, data_converter=converter or data_converter(),
         tls=tls_config(settings), api_key=settings.temporal_api_key.get_secret_value() or None,
         runtime=metrics_runtime(settings.metrics_address) if settings.metrics_address else None,
         connect_timeout=timedelta(seconds=10))
