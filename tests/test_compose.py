@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import yaml
+from typer.core import TyperGroup
 from typer.main import get_command
 
 from models.settings import Settings
@@ -53,7 +53,7 @@ def test_compose_file_is_consistent(compose: dict[str, Any]) -> None:
 def test_engine_services_pass_only_settings_and_run_cli_commands(compose: dict[str, Any]) -> None:
     fields = {name.upper() for name in Settings.model_fields}
     cli = get_command(app)
-    assert isinstance(cli, click.Group)
+    assert isinstance(cli, TyperGroup)
     commands = set(cli.commands) | ADDED_BY_THE_API_BRANCH
     for name, service in engine_services(compose).items():
         assert service["env_file"] == ".env", name
