@@ -196,7 +196,8 @@ def _run_step(step: StepInput, body: Callable[[int, dict[str, Any]], StepOutcome
     try:
         outcome = body(attempt, rendered)
     except BusinessError as err:
-        _log(logging.WARNING, "run %s step %d (%s) failed: %s: %s", step.run_id, step.step_index + 1, step.action,
+        # INFO: a failed step is an outcome the run records, not a fault of the engine.
+        _log(logging.INFO, "run %s step %d (%s) failed: %s: %s", step.run_id, step.step_index + 1, step.action,
              err.type, err, ids=ids)
         # The effect rolled back with its transaction; keep what the step tried and why it failed.
         with session_scope() as session:
