@@ -116,11 +116,15 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     from models.db import session_scope
     from models.migrate import upgrade
     from starter.codec_server import serve as serve_codec
-    from starter.devstack import start_temporal_dev_server
+    from starter.devstack import port_open, start_temporal_dev_server
     from starter.logs import configure_logging
 
     configure_logging("WARNING")
     settings = get_settings()
+    codec_host, _, codec_port = settings.codec_server_address.rpartition(":")
+    if port_open(codec_host, int(codec_port)):
+        raise _fail(f"{settings.codec_server_address} is taken: is another codec server running? Set "
+                    "CODEC_SERVER_ADDRESS and CODEC_SERVER_URL to another port")
     console.print("[bold]Starting the automations dev stack[/bold]")
     url = _database_url()
     where = "DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"
