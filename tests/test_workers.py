@@ -107,6 +107,10 @@ async def test_two_workers_one_killed_under_load_every_run_completes_each_effect
     started_by_a = {run for run, index in steps_done(logs[0]) if index == 0}
     finished_by_b = {run for run, index in steps_done(logs[1]) if index == 2}
     assert started_by_a & finished_by_b
+    # The JSON logs carry the ids an operator searches by.
+    step_logs = [r for r in log_records(logs[1]) if r.get("step_index") is not None]
+    assert step_logs and all(r["company_id"] == c.id and r["run_id"].startswith("automation-")
+                             and r["temporal_activity"]["workflow_id"] == r["run_id"] for r in step_logs)
 
 
 async def test_a_worker_stopped_with_sigterm_finishes_its_step_in_flight_first(
