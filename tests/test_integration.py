@@ -4,11 +4,7 @@ outbox, the relay, intake, the worker, search attributes; and a worker killed mi
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,8 +18,16 @@ from models.settings import get_settings
 from models.tables import Activity, Deal, ReceivedEvent
 from starter.intake import emit
 from starter.relay import run_relay
-from tests.conftest import ROOT
-from tests.helpers import create_automation, event, outcome, run_status, running_worker, steps_of, wait_for
+from tests.helpers import (
+    create_automation,
+    event,
+    outcome,
+    run_status,
+    running_worker,
+    steps_of,
+    wait_for,
+    worker_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,17 +92,11 @@ async def test_a_record_change_fires_an_automation_end_to_end(client: Client, co
     description = await client.get_workflow_handle(run_id).describe()
     assert await description.static_summary() == f"Qualified deals · deal {deal.id} updated"
     history = await client.get_workflow_handle(run_id).fetch_history()
-    summaries = [e.user_metadata.summary.data.decode() for e in history.events if e.HasField("user_metadata")]
+    # Summaries are payloads too: encrypted in the history, read through the client's converter.
+    summaries = await client.data_converter.decode(
+        [e.user_metadata.summary for e in history.events if e.HasField("user_metadata")])
     assert any("Step 1: activity.create" in s for s in summaries)
     assert any("Step 3: wait 1 second" in s for s in summaries)
-
-
-def _worker_process(queue: str, address: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": get_settings().database_url, "TEMPORAL_ADDRESS": address,
-           "TASK_QUEUE": queue, "ACTION_MODULES": json.dumps(["tests.support_actions"]),
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "starter.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def test_a_worker_killed_mid_run_is_replaced_and_each_effect_happens_once(dev_env: Any,
@@ -113,7 +111,7 @@ async def test_a_worker_killed_mid_run_is_replaced_and_each_effect_happens_once(
     settings = get_settings()
     queue, previous = f"crash-{automation}", settings.task_queue
     address = client.service_client.config.target_host
-    worker = _worker_process(queue, address)
+    worker = worker_process(queue, address)
     try:
         settings.task_queue = queue
         raw = event(c.id, current={"title": "x"})
@@ -127,7 +125,7 @@ async def test_a_worker_killed_mid_run_is_replaced_and_each_effect_happens_once(
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         assert [s.status for s in steps_of(firing.workflow_id)][1:] == ["pending", "pending"]
-        replacement = _worker_process(queue, address)
+        replacement = worker_process(queue, address)
         result = await asyncio.wait_for(outcome(client, firing.workflow_id), timeout=90)
     finally:
         for process in (worker, replacement):

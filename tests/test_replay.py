@@ -2,28 +2,30 @@
 
 `tests/histories/*.json` are histories of runs recorded from released versions of the workflow; every
 future change must still replay them (runs in flight can last weeks). Record the current version's with
-`RECORD_HISTORIES=1 pytest tests/test_replay.py`.
+`RECORD_HISTORIES=1 pytest tests/test_replay.py` after bumping VERSION (README "Upgrading"). v0.1's were recorded
+before payload encryption, v0.2's with the tests' key ring: the project's converter reads both.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from models.db import session_scope
 from models.tables import Automation
+from starter.codec import data_converter
 from starter.intake import emit
 from tests.helpers import create_automation, event, outcome, run_status, running_worker, wait_for
-from workflows.run import AutomationRunWorkflow
+from workflows.run import RESUME_IN_ONE_TRANSACTION, AutomationRunWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-VERSION = "v0.1"
+VERSION = "v0.2"
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "succeeded": {"steps": [{"action": "activity.create", "params": {"subject": "Call {{deal.title}}"}},
@@ -40,13 +42,28 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 
 def _replayer() -> Replayer:
-    return Replayer(workflows=[AutomationRunWorkflow], data_converter=pydantic_data_converter)
+    # The project's converter: its codec decrypts what newer versions encrypted and passes the plain payloads
+    # of histories recorded before encryption through.
+    return Replayer(workflows=[AutomationRunWorkflow], data_converter=data_converter())
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
 async def test_recorded_histories_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     await _replayer().replay_workflow(history)
+
+
+def _patches(path: Path) -> set[str]:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    return {json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)["id"]
+            for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_patch"}
+
+
+def test_the_v0_2_patch_is_in_new_histories_only() -> None:
+    """v0.1's delayed runs replay the old path (no patch marker); v0.2's took the new one (marker recorded)."""
+    assert RESUME_IN_ONE_TRANSACTION not in _patches(HISTORIES / "v0.1-delayed.json")
+    assert RESUME_IN_ONE_TRANSACTION in _patches(HISTORIES / "v0.2-delayed.json")
+    assert RESUME_IN_ONE_TRANSACTION in _patches(HISTORIES / "v0.2-stopped.json")
 
 
 async def test_fresh_histories_of_every_path_replay(time_skipping_env: Any, company_factory: Any) -> None:

@@ -15,7 +15,8 @@ from models.db import session_scope
 from models.events import EntityEvent
 from models.fields import ENTITY_TYPES, TRIGGER_ACTIONS
 from models.recordstore import create_record
-from models.tables import Activity, Automation, AutomationRun, Deal, EventOutbox, Person
+from models.tables import Activity, Automation, AutomationRun, Deal, EventOutbox, Person, User
+from starter.automations import delete_automation
 from starter.intake import emit
 from starter.relay import publish_pending
 from tests.helpers import (
@@ -269,6 +270,25 @@ async def test_a_deactivated_automation_stops_after_its_delay(client: Client, co
     assert run.status == "stopped" and run.reason == "automation deactivated during the delay of step 1"
     assert [s.status for s in steps_of(firing.workflow_id)] == ["skipped", "skipped"]
     assert count(Activity, c.id) == 0
+
+
+async def test_a_deleted_automation_stops_after_its_delay_and_says_so(client: Client, company_factory: Any) -> None:
+    c = company_factory()
+    automation = create_automation(c.admin_id, {
+        "name": "Wait", "trigger": {"entity": "deal", "action": "updated"},
+        "steps": [activity_step("first"), {"delay": {"for": "3 days"}}, activity_step("never")]})
+    [firing] = await emit(client, event(c.id, current={"title": "x"}))
+    await wait_for(lambda: run_status(firing.workflow_id) == "waiting")
+    with session_scope() as s:
+        admin = s.get(User, c.admin_id)
+        assert admin is not None
+        delete_automation(s, admin, automation)
+    result = await outcome(client, firing.workflow_id)
+    run = run_row(firing.workflow_id)
+    assert result.status == run.status == "stopped"
+    assert run.reason == "automation deleted during the delay of step 2"
+    assert [s.status for s in steps_of(firing.workflow_id)] == ["succeeded", "skipped", "skipped"]
+    assert count(Activity, c.id) == 1
 
 
 async def relay_until_quiet(client: Client) -> None:

@@ -14,7 +14,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 with workflow.unsafe.imports_passed_through():
     from activities.errors import NON_RETRYABLE_TYPES
     from models.definitions import ActionStep, DelayStep
-    from models.messages import RunInput, RunOutcome, RunRecord, StepInput, StepOutcome, StepPlan, StepRecord
+    from models.messages import (
+        DelayEnded,
+        RunInput,
+        RunOutcome,
+        RunRecord,
+        StepInput,
+        StepOutcome,
+        StepPlan,
+        StepRecord,
+    )
     from workflows.conditions import evaluate, explain_failure
 
 COMPANY_ID = SearchAttributeKey.for_int("CrmCompanyId")
@@ -34,6 +43,17 @@ BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
 ACTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=1), non_retryable_error_types=NON_RETRYABLE_TYPES)
 ACTION_DEADLINE = timedelta(minutes=10)
+
+#: Engine metrics, recorded through the workflow's replay-safe meter (nothing is counted twice on replay).
+RUNS_METRIC = "crm_automation_runs"
+STEP_FAILURES_METRIC = "crm_automation_step_failures"
+FIRST_STEP_LATENCY_METRIC = "crm_automation_event_to_first_step_seconds"
+
+#: Patches, newest last (README "Upgrading"). Each guards a change of the commands this workflow issues, so runs
+#: started before it replay the old path; remove the old path only once no run from before it can be open.
+#: v0.2: after a delay one local activity checks the automation and records the step (one transaction instead of
+#: two), and a deleted automation is named as such in the stop reason.
+RESUME_IN_ONE_TRANSACTION = "resume-after-delay-in-one-transaction"
 
 
 # Not sandboxed: every run would otherwise re-import this module in a fresh sandbox, a quarter of the
@@ -71,12 +91,17 @@ class AutomationRunWorkflow:
             return await self._finish(record, "skipped", explain_failure(verdict))
         await self._bookkeep("record_run", record, "Run started")
 
+        if definition.steps:
+            # From the change to this run's first step: the engine's pick-up latency, backlog included.
+            workflow.metric_meter().create_histogram_timedelta(
+                FIRST_STEP_LATENCY_METRIC, "From an entity event to its run's first step").record(
+                max(workflow.now() - event.occurred_at, timedelta(0)))
         failed = False
         for index, step in enumerate(definition.steps):
             if isinstance(step, DelayStep):
-                if not await self._wait(run, run_id, index, step):
-                    return await self._finish(record, "stopped",
-                                              f"automation deactivated during the delay of step {index + 1}")
+                stop_reason = await self._wait(run, run_id, index, step)
+                if stop_reason:
+                    return await self._finish(record, "stopped", stop_reason)
                 continue
             failed = not await self._act(run, run_id, index, step) or failed
         return await self._finish(record, "failed" if failed else "succeeded",
@@ -113,6 +138,8 @@ class AutomationRunWorkflow:
             error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
             message = cause.message if isinstance(cause, FailureError) else str(cause)
             self._steps[index] = "failed"
+            workflow.metric_meter().create_counter(STEP_FAILURES_METRIC, "Failed action steps").add(
+                1, {"action": step.action, "error_type": error_type})
             await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="failed",
                                                             error_type=error_type, error_message=message),
                                  f"{label} failed")
@@ -120,12 +147,21 @@ class AutomationRunWorkflow:
         self._steps[index] = "succeeded"
         return True
 
-    async def _wait(self, run: RunInput, run_id: str, index: int, step: DelayStep) -> bool:
-        """A durable timer; afterwards False if the automation was deactivated meanwhile."""
+    async def _wait(self, run: RunInput, run_id: str, index: int, step: DelayStep) -> str | None:
+        """A durable timer; afterwards the reason to stop if the automation was deactivated or deleted meanwhile."""
         self._set_status("waiting")
         await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status="pending",
                                                         run_status="waiting"), f"Step {index + 1}: wait")
         await workflow.sleep(step.delay.timedelta, summary=f"Step {index + 1}: wait {step.delay.duration}")
+        if workflow.patched(RESUME_IN_ONE_TRANSACTION):
+            stop_reason: str | None = await workflow.execute_local_activity(
+                "resume_after_delay", DelayEnded(run_id=run_id, step_index=index, automation_id=run.automation_id),
+                summary="Still active?", start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY)
+            self._steps[index] = "skipped" if stop_reason else "succeeded"
+            if not stop_reason:
+                self._set_status("running")
+            return stop_reason
+        # v0.1, for runs whose delay started before the patch: check, then record, in two local activities.
         active = await workflow.execute_local_activity(
             "automation_is_active", run.automation_id, result_type=bool, summary="Still active?",
             start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY)
@@ -135,11 +171,12 @@ class AutomationRunWorkflow:
         await self._bookkeep("record_step", StepRecord(run_id=run_id, step_index=index, status=self._steps[index],
                                                         run_status="running" if active else None),
                              f"Step {index + 1}: waited")
-        return bool(active)
+        return None if active else f"automation deactivated during the delay of step {index + 1}"
 
     async def _finish(self, record: RunRecord, status: str, reason: str | None) -> RunOutcome:
         record.status, record.reason, record.finished = status, reason, True
         self._set_status(status)
+        workflow.metric_meter().create_counter(RUNS_METRIC, "Finished automation runs").add(1, {"status": status})
         await self._bookkeep("record_run", record, f"Run {status}")
         return RunOutcome(status=status, reason=reason, steps=self._steps)
 
