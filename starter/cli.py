@@ -292,6 +292,15 @@ def _print_runs(**filters: Any) -> None:
 
     with session_scope() as session:
         runs = list_runs(session, **filters)
+    if console.width < 120:  # a table this wide is unreadable in a narrow terminal: one entry per run
+        console.print(f"[bold]Automation runs ({len(runs)})[/bold] — `automations run <run>` shows one")
+        for r in runs:
+            style = STATUS_STYLE.get(r.status, "")
+            console.print(f"[{style}]{r.status:<9}[/{style}] {r.automation_name} · {r.entity} {r.entity_id} "
+                          f"{r.trigger_action}  [dim]{short_run_id(r.id)}[/dim]")
+            if r.reason:
+                console.print(f"          [dim]{r.reason}[/dim]")
+        return
     table = Table(title=f"Automation runs ({len(runs)}) — `automations run <run>` shows one", title_justify="left")
     table.add_column("started", no_wrap=True)
     table.add_column("run", no_wrap=True)

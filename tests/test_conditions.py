@@ -80,3 +80,11 @@ def test_all_and_any_groups_nest_and_explain() -> None:
 
 def test_no_conditions_hold() -> None:
     assert evaluate(None, DEAL, None) == {"held": True, "checks": [], "failed": []}
+
+
+def test_the_reason_of_a_false_active_condition_says_whether_the_field_changed() -> None:
+    group = ConditionGroup.model_validate({"all": [{"field": "stage_id", "op": "changed_to", "value": 3},
+                                                  {"field": "value", "op": "changed"}]})
+    reason = explain_failure(evaluate(group, {**DEAL, "stage_id": 4}, {"stage_id": 2}))
+    assert "conditions.all[0] (stage_id changed_to 3; actual 4, changed from 2)" in reason
+    assert "conditions.all[1] (value changed; actual 5000, unchanged)" in reason

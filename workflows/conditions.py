@@ -120,6 +120,7 @@ def check(condition: Condition, current: dict[str, Any] | None, previous: dict[s
         "held": held,
     }
     if op in ("changed", "changed_to", "changed_from"):
+        result["changed"] = was_changed
         result["previous"] = None if before is _MISSING else before
     return result
 
@@ -162,5 +163,9 @@ def explain_failure(evaluation: dict[str, Any]) -> str:
     parts = []
     for c in evaluation["checks"]:
         if not c["held"]:
-            parts.append(f"{c['path']} ({c['field']} {c['op']} {c['value']!r}; actual {c['actual']!r})")
+            detail = f"actual {c['actual']!r}"
+            if "changed" in c:
+                detail += f", changed from {c['previous']!r}" if c["changed"] else ", unchanged"
+            value = "" if c["op"] == "changed" else f" {c['value']!r}"
+            parts.append(f"{c['path']} ({c['field']} {c['op']}{value}; {detail})")
     return "conditions not met: " + ", ".join(parts)
