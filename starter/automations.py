@@ -56,8 +56,13 @@ def _company(session: Session, actor: User) -> Company:
     return company
 
 
+def can_manage(actor: User) -> bool:
+    """Global admins, and users whose permission set allows it, may create, edit, delete and (de)activate."""
+    return bool(actor.is_global_admin or actor.permission_set.get("manage_automations"))
+
+
 def check_can_manage(session: Session, actor: User) -> None:
-    if not (actor.is_global_admin or actor.permission_set.get("manage_automations")):
+    if not can_manage(actor):
         raise PermissionDenied(f"user {actor.id} is neither a global admin nor allowed to manage automations "
                                "by their permission set")
     plan = _company(session, actor).plan

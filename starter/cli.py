@@ -69,6 +69,7 @@ async def _serve(stop: asyncio.Event) -> None:
     from starter.client import connect
     from starter.devstack import ensure_search_attributes
     from starter.relay import run_relay
+    from starter.schedules import ensure_retention_schedule
     from worker import build_workers
 
     client = await connect()
@@ -76,6 +77,7 @@ async def _serve(stop: asyncio.Event) -> None:
         await ensure_search_attributes(client)
     except RPCError as err:  # e.g. Temporal Cloud: register them once with tcld / the UI instead
         logging.getLogger(__name__).warning("could not register search attributes: %s", err)
+    await ensure_retention_schedule(client)
     relay = asyncio.create_task(run_relay(client, stop))
     async with AsyncExitStack() as workers:
         for worker in build_workers(client):

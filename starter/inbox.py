@@ -1,0 +1,77 @@
+"""Durable intake for events arriving over HTTP: validated, then committed to the outbox (the queue the record
+service writes too), from which the relay hands them to intake. Accepting is one short transaction, so senders
+get their answer in milliseconds whatever Temporal is doing, and an accepted event is never lost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import Session, col, select
+
+from models.events import EntityEvent
+from models.recordstore import OUTBOX_CHANNEL
+from models.tables import EventOutbox, ReceivedEvent
+from starter.automations import PermissionDenied
+from starter.intake import EventRefused, parse_event
+
+#: Events per request: a batch is accepted (or refused) as a whole, well within a sender's timeout.
+MAX_BATCH = 500
+
+
+class EventConflict(ValueError):
+    """An event id already received with a different payload."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_id: str
+    duplicate: bool
+
+
+def parse_events(raw: Any) -> list[EntityEvent]:
+    """One S2 event or a list of them; every problem is reported with its path (`[3].current`), none accepted."""
+    items = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, list) and not 1 <= len(raw) <= MAX_BATCH:
+        raise EventRefused([{"path": "(root)", "message": f"a batch holds 1 to {MAX_BATCH} events, got {len(raw)}"}])
+    events: list[EntityEvent] = []
+    errors: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        try:
+            events.append(parse_event(item))
+        except EventRefused as err:
+            if not isinstance(raw, list):
+                raise
+            errors += [{"path": f"[{index}]" if e["path"] == "(root)" else f"[{index}].{e['path']}",
+                        "message": e["message"]} for e in err.errors]
+    if errors:
+        raise EventRefused(errors)
+    return events
+
+
+def accept_events(session: Session, company_id: int, events: list[EntityEvent]) -> list[Accepted]:
+    """Commit `events` (all of `company_id`) to durable intake, in the caller's transaction.
+
+    A redelivered event is reported as a duplicate; an event id reused with a different payload is refused."""
+    for event in events:
+        if event.company_id != company_id:
+            raise PermissionDenied(f"event {event.event_id} is for company {event.company_id}; this token acts "
+                                   f"for company {company_id}")
+    accepted = []
+    for event in events:
+        payload = event.model_dump(mode="json")
+        received = session.get(ReceivedEvent, event.event_id)
+        if received is not None and received.payload_hash != event.payload_hash():
+            raise EventConflict(f"event {event.event_id} was already received with a different payload")
+        inserted = session.execute(insert(EventOutbox).values(
+            event_id=event.event_id, company_id=event.company_id, payload=payload,
+        ).on_conflict_do_nothing().returning(col(EventOutbox.id))).first()
+        if inserted is None:
+            existing = session.exec(select(EventOutbox).where(EventOutbox.event_id == event.event_id)).one()
+            if existing.payload != payload:
+                raise EventConflict(f"event {event.event_id} was already received with a different payload")
+        accepted.append(Accepted(event.event_id, duplicate=inserted is None or received is not None))
+    session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    return accepted
