@@ -22,6 +22,7 @@ class Tenant:
     rep_id: int
     admin: dict[str, str]
     rep: dict[str, str]
+    admin_token: str
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,6 @@ def tenant(company_factory: Callable[..., Any]) -> Callable[..., Tenant]:
         with session_scope() as s:
             admin, rep = issue_token(s, c.admin_id, "test"), issue_token(s, c.rep_id, "test")
         return Tenant(id=c.id, admin_id=c.admin_id, rep_id=c.rep_id, admin={"Authorization": f"Bearer {admin}"},
-                      rep={"Authorization": f"Bearer {rep}"})
+                      rep={"Authorization": f"Bearer {rep}"}, admin_token=admin)
 
     return make
