@@ -109,7 +109,8 @@ def test_only_admins_or_permitted_users_write(api: TestClient, tenant: Callable[
         assert "neither a global admin nor allowed to manage automations" in response.json()["detail"]
     assert api.get(f"/automations/{automation['id']}", headers=t.rep).status_code == 200  # reading is fine
     with session_scope() as s:
-        assert s.get(Automation, automation["id"]) is not None and s.get(Automation, automation["id"]).active
+        stored = s.get(Automation, automation["id"])
+        assert stored is not None and stored.active and stored.version == 1
 
 
 def test_the_essential_plan_has_no_automations(api: TestClient, tenant: Callable[..., Tenant]) -> None:
