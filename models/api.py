@@ -87,8 +87,9 @@ class ActionTypeInfo(BaseModel):
 
 
 class RunPreviewRequest(BaseModel):
-    """A sample event (S2 fields; missing ones default: your company, the automation's trigger, a new event id,
-    now, source `app`, you as the user), or an existing record of the trigger's type as the event's record."""
+    """A sample event (S2 fields: `entity_id` and the record are needed, the others default to your company, the
+    automation's trigger, a new event id, now, source `app` and you as the user), or an existing record of the
+    trigger's type as the event's record."""
 
     model_config = ConfigDict(extra="forbid")
     event: dict[str, Any] | None = None

@@ -22,6 +22,7 @@ from models.tables import Automation, User, utcnow
 from starter.automations import PermissionDenied, current_definition, get_automation
 from starter.intake import EventRefused, loop_stop_reason, parse_event, run_for_allows
 from workflows.conditions import evaluate, explain_failure
+from workflows.run import STEP_FAILED_REASON
 
 #: The run id a preview renders under; merge fields never name it, so it only marks what a preview produced.
 PREVIEW_RUN_ID = "test-run"
@@ -101,7 +102,7 @@ def preview_run(session: Session, actor: User, automation_id: int, request: RunP
                     for index, step in enumerate(definition.steps)]
     failed = any(s.status == "would_fail" for s in result.steps)
     result.status = "failed" if failed else "succeeded"
-    result.reason = "a step would fail; later steps would still run" if failed else None
+    result.reason = STEP_FAILED_REASON if failed else None
     return result
 
 
