@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     action_modules: list[str] = Field(default_factory=list)
     #: Seconds between outbox polls when no NOTIFY arrives.
     outbox_poll_seconds: float = 1.0
+    #: Where `automations dev` and `automations api` serve the HTTP API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: The API the CLI's commands talk to, and the token they send. Empty: in process, straight on the database.
+    api_url: str = ""
+    api_token: str = ""
 
 
 @lru_cache

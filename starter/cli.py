@@ -9,17 +9,17 @@ import os
 import signal
 import subprocess
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from models.settings import get_settings
+from starter.cli_api import app as api_commands
 
 app = typer.Typer(help="CRM workflow automations on Temporal.", no_args_is_help=True)
+app.add_typer(api_commands)  # automations, action types, events, tokens and the API server: starter/cli_api.py
 console = Console()
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "stopped": "magenta",
@@ -42,11 +42,6 @@ def _temporal_address() -> str:
         os.environ["TEMPORAL_ADDRESS"] = "127.0.0.1:7233"
         get_settings.cache_clear()
     return get_settings().temporal_address
-
-
-def _load_file(path: Path) -> Any:
-    text = path.read_text()
-    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -130,14 +125,20 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     _temporal_address()
 
     async def main() -> None:
+        from starter.cli_api import demo_token, serve_api
         from starter.demo import demo_events, load_demo
 
         with session_scope() as session:
             company, admin = load_demo(session)
         console.print(f"  Demo company {company.name} (id {company.id}), admin user {admin.id}")
+        assert admin.id is not None
+        token = demo_token(admin.id)
         stop = asyncio.Event()
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
+        api = asyncio.create_task(serve_api(stop))
+        console.print(f"  API          http://{settings.api_host}:{settings.api_port}  (docs: /docs)\n"
+                      f"  API token    {token}  (admin {admin.name}; `export API_TOKEN=…`)")
         if events:
             with session_scope() as session:
                 done = demo_events(session, company, admin)
@@ -152,6 +153,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
             await asyncio.sleep(15)
             _print_runs(company_id=company.id, limit=20)
         await serving
+        await api
 
     try:
         asyncio.run(main())
@@ -160,71 +162,6 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
             temporal.terminate()
             temporal.wait(timeout=10)
         console.print("stopped")
-
-
-@app.command()
-def apply(file: Path, user: Annotated[int, typer.Option("--user", help="Acting user id")],
-          ) -> None:
-    """Create or update automations from a YAML/JSON file (one object or a list). Same name = new version."""
-    from sqlmodel import select
-
-    from models.db import session_scope
-    from models.definitions import DefinitionError
-    from models.tables import Automation, User
-    from starter.automations import PermissionDenied, PlanLimit, save_automation
-
-    _database_url()
-    raw = _load_file(file)
-    items = raw if isinstance(raw, list) else [raw]
-    try:
-        with session_scope() as session:
-            actor = session.get(User, user)
-            if actor is None:
-                raise _fail(f"user {user} does not exist")
-            for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raise _fail(f"item {index}: an automation is an object")
-                existing = session.exec(select(Automation).where(
-                    Automation.company_id == actor.company_id, Automation.name == item.get("name"))).first()
-                try:
-                    automation = save_automation(session, actor, item, existing.id if existing else None)
-                except DefinitionError as err:
-                    for e in err.errors:
-                        console.print(f"[red]item {index}[/red] {e['path']}: {e['message']}")
-                    raise typer.Exit(1) from None
-                console.print(f"{'updated' if existing else 'created'} automation {automation.id} "
-                              f"{automation.name!r} (version {automation.version})")
-    except (PermissionDenied, PlanLimit) as err:
-        raise _fail(str(err)) from None
-
-
-@app.command()
-def emit(file: Path) -> None:
-    """Emit entity events from a JSON file (one event or a list) and show the runs they start."""
-    from starter.client import connect
-    from starter.intake import EventRefused
-    from starter.intake import emit as emit_event
-
-    _database_url()
-    raw = _load_file(file)
-    items = raw if isinstance(raw, list) else [raw]
-
-    async def main() -> None:
-        client = await connect(_temporal_address())
-        for index, item in enumerate(items):
-            try:
-                firings = await emit_event(client, item)
-            except EventRefused as err:
-                console.print(f"[red]event {index} refused[/red]: {err}")
-                continue
-            if not firings:
-                console.print(f"event {index}: fires no automation")
-            for f in firings:
-                state = "started" if f.started else "already started (duplicate event)"
-                note = f" — stopped: {f.stop_reason}" if f.stop_reason else ""
-                console.print(f"event {index}: automation {f.automation_id} → {f.workflow_id} {state}{note}")
-
-    asyncio.run(main())
 
 
 def _print_runs(**filters: Any) -> None:
