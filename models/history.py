@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from models.tables import AutomationRun, ReceivedEvent, StepResult, utcnow
+from models.tables import AutomationRun, EventOutbox, ReceivedEvent, StepResult, utcnow
 
 
 class RunNotFound(LookupError):
@@ -60,7 +60,8 @@ def run_steps(session: Session, run_id: str) -> list[StepResult]:
 
 
 def purge(session: Session, retention_days: int) -> int:
-    """Delete finished runs (and their steps) and received-event records older than the retention period."""
+    """Delete finished runs (and their steps), received-event records and published outbox events older than the
+    retention period."""
     cutoff = utcnow() - timedelta(days=retention_days)
     old = select(AutomationRun.id).where(col(AutomationRun.started_at) < cutoff,
                                          col(AutomationRun.finished_at).is_not(None))
@@ -68,4 +69,5 @@ def purge(session: Session, retention_days: int) -> int:
     result = session.execute(delete(AutomationRun).where(col(AutomationRun.started_at) < cutoff,
                                                          col(AutomationRun.finished_at).is_not(None)))
     session.execute(delete(ReceivedEvent).where(col(ReceivedEvent.received_at) < cutoff))
+    session.execute(delete(EventOutbox).where(col(EventOutbox.published_at) < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
