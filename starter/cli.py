@@ -138,7 +138,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         serving = asyncio.create_task(_serve(stop))
         api = asyncio.create_task(serve_api(stop))
         console.print(f"  API          http://{settings.api_host}:{settings.api_port}  (docs: /docs)\n"
-                      f"  API token    {token}  (admin {admin.name}; `export API_TOKEN=…`)")
+                      f"  API token    {token}  (admin {admin.name}; `export API_TOKEN=…`)", soft_wrap=True)
         if events:
             with session_scope() as session:
                 done = demo_events(session, company, admin)
