@@ -366,7 +366,7 @@ def token(user: Annotated[int, typer.Option("--user", help="The user the token a
             issued = issue_token(session, user, name)
     except LookupError as err:
         raise _fail(str(err)) from None
-    console.print(issued)
+    typer.echo(issued)  # plain, so that `TOKEN=$(automations token --user 1)` works
 
 
 def demo_token(admin_id: int) -> str:

@@ -112,20 +112,21 @@ def record(entity: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _occurred_at(meta: dict[str, Any]) -> datetime | None:
-    micro = meta.get("timestamp_micro")
-    if isinstance(micro, int) and not isinstance(micro, bool):
-        return datetime.fromtimestamp(micro / 1_000_000, UTC)
+    """v1: epoch seconds (and microseconds); v2: ISO 8601, or epoch seconds. None when it is neither."""
     stamp = meta.get("timestamp")
-    if isinstance(stamp, str) and stamp.isdigit():
-        stamp = int(stamp)
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        return datetime.fromtimestamp(stamp, UTC)
-    if isinstance(stamp, str):
-        try:
+    micro = meta.get("timestamp_micro")
+    try:
+        if isinstance(micro, int) and not isinstance(micro, bool):
+            return datetime.fromtimestamp(micro / 1_000_000, UTC)
+        if isinstance(stamp, str) and stamp.isdigit():
+            stamp = int(stamp)
+        if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+            return datetime.fromtimestamp(stamp, UTC)
+        if isinstance(stamp, str):
             parsed = datetime.fromisoformat(stamp)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):  # not a date, or one out of range
+        return None
     return None
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from sqlmodel import Session
 
 from activities.errors import BusinessError
-from activities.registry import discover
 from activities.runs import prepare_step
 from models.api import RunPreview, RunPreviewRequest, StepPreview
 from models.definitions import ActionStep, AutomationDefinition, DelayStep
@@ -97,7 +96,6 @@ def preview_run(session: Session, actor: User, automation_id: int, request: RunP
     if not result.conditions["held"]:
         result.status, result.reason = "skipped", explain_failure(result.conditions)
         return result
-    discover()
     result.steps = [_preview_step(session, automation, event, index, step)
                     for index, step in enumerate(definition.steps)]
     failed = any(s.status == "would_fail" for s in result.steps)

@@ -212,6 +212,7 @@ def test_the_pipedrive_webhook_needs_basic_auth_and_answers_bad_payloads_with_4x
         "path": "meta.entity_id",
         "message": "'abc' is not a record id here (a positive integer, as a number or string)"}
     assert problems({**payload, "meta": {**meta, "timestamp": "yesterday"}})[0]["path"] == "meta.timestamp"
+    assert problems({**payload, "meta": {**meta, "timestamp": 10**20}})[0]["path"] == "meta.timestamp"
     assert problems({**payload, "data": ["not", "an", "object"]})[0]["path"] == "data"
     lead = {**payload, "meta": {**meta, "entity": "lead", "entity_id": "b6c1d3c4-1d2e-4f60-9a7b-0c1d2e3f4a5b"}}
     assert problems(lead)[0]["path"] == "meta.entity_id"

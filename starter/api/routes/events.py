@@ -30,7 +30,8 @@ def _one_or_many(value: Any) -> str | None:
 EventsBody = Annotated[
     Annotated[EntityEvent, Tag("event")] | Annotated[list[EntityEvent], Tag("events"),
                                                      Field(min_length=1, max_length=MAX_BATCH)],
-    Discriminator(_one_or_many),
+    Discriminator(_one_or_many, custom_error_type="events",
+                  custom_error_message="the body is an S2 event (an object) or a list of them"),
 ]
 
 
