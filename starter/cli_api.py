@@ -17,6 +17,7 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -40,7 +41,7 @@ class ApiError(Exception):
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
 
 
@@ -85,9 +86,10 @@ async def call(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any)
 def _problems(err: ApiError, prefix: str = "") -> None:
     if isinstance(err.detail, list):
         for problem in err.detail:
-            console.print(f"[red]{prefix}{problem.get('path', '')}[/red]: {problem.get('message', problem)}")
+            console.print(f"[red]{escape(prefix + str(problem.get('path', '')))}[/red]: "
+                          f"{escape(str(problem.get('message', problem)))}")
     else:
-        console.print(f"[red]{prefix}error ({err.status}):[/red] {err.detail}")
+        console.print(f"[red]{escape(prefix)}error ({err.status}):[/red] {escape(str(err.detail))}")
 
 
 def _run(work: Coroutine[Any, Any, None]) -> None:
@@ -96,6 +98,8 @@ def _run(work: Coroutine[Any, Any, None]) -> None:
     except ApiError as err:
         _problems(err)
         raise typer.Exit(1) from None
+    except httpx.TransportError as err:
+        raise _fail(f"cannot reach the API: {err!r}") from None
 
 
 def _load(path: Path) -> list[Any]:
@@ -123,7 +127,7 @@ def list_automations(mine: Annotated[bool, typer.Option(help="Only the automatio
         for column in ("id", "name", "trigger", "status", "version", "owner"):
             table.add_column(column)
         for a in rows:
-            table.add_row(str(a["id"]), a["name"], f"{a['trigger']['entity']} {a['trigger']['action']}",
+            table.add_row(str(a["id"]), escape(a["name"]), f"{a['trigger']['entity']} {a['trigger']['action']}",
                           _status(a["active"]), str(a["version"]), str(a["owner_id"]))
         console.print(table)
 
@@ -137,9 +141,9 @@ def show(automation_id: int, api: ApiUrl = None, token: Token = None, user: Acti
     async def main() -> None:
         async with api_client(api, token, user) as client:
             a = await call(client, "GET", f"/automations/{automation_id}")
-        console.print(f"[bold]{a['name']}[/bold] (#{a['id']} v{a['version']}, owner {a['owner_id']}) "
+        console.print(f"[bold]{escape(a['name'])}[/bold] (#{a['id']} v{a['version']}, owner {a['owner_id']}) "
                       f"{_status(a['active'])}")
-        console.print(yaml.safe_dump(a["definition"], sort_keys=False, allow_unicode=True))
+        console.print(yaml.safe_dump(a["definition"], sort_keys=False, allow_unicode=True), markup=False)
 
     _run(main())
 
@@ -168,7 +172,7 @@ async def _invalid_items(client: httpx.AsyncClient, items: list[Any]) -> int:
             continue
         report = await call(client, "POST", "/automations/validate", json=item)
         for problem in report["errors"]:
-            console.print(f"[red]item {index}[/red] {problem['path']}: {problem['message']}")
+            console.print(f"[red]item {index}[/red] {escape(problem['path'])}: {escape(problem['message'])}")
         invalid += not report["valid"]
     return invalid
 
@@ -198,7 +202,7 @@ def apply(file: Path, api: ApiUrl = None, token: Token = None, user: ActingUser 
                         console.print(f"{index} of {len(items)} applied")
                         raise typer.Exit(1) from None
                     verb = "updated" if automation_id else "created"
-                    progress.console.print(f"{verb} automation {saved['id']} {saved['name']!r} "
+                    progress.console.print(f"{verb} automation {saved['id']} {escape(repr(saved['name']))} "
                                            f"(version {saved['version']})")
                     progress.advance(task)
 
@@ -209,7 +213,7 @@ def _switch(automation_id: int, action: str, api: str | None, token: str | None,
     async def main() -> None:
         async with api_client(api, token, user) as client:
             a = await call(client, "POST", f"/automations/{automation_id}/{action}")
-        console.print(f"automation {a['id']} {a['name']!r} is {_status(a['active'])}")
+        console.print(f"automation {a['id']} {escape(repr(a['name']))} is {_status(a['active'])}")
 
     _run(main())
 
@@ -270,13 +274,14 @@ def _print_preview(result: dict[str, Any]) -> None:
     style = STATUS_STYLE.get(result["status"], "")
     event = result["event"]
     console.print(f"{event['entity']} {event['entity_id']} {event['action']}: "
-                  f"[{style}]{result['status']}[/{style}] {result['reason'] or ''}")
+                  f"[{style}]{result['status']}[/{style}] {escape(result['reason'] or '')}")
     conditions = Table(title="Trigger conditions", title_justify="left")
     for column in ("condition", "field", "op", "value", "actual", "held"):
         conditions.add_column(column)
     for check in (result["conditions"] or {}).get("checks", []):
-        conditions.add_row(check["path"], check["field"], check["op"], json.dumps(check["value"]),
-                           json.dumps(check["actual"]), "[green]yes[/green]" if check["held"] else "[red]no[/red]")
+        conditions.add_row(check["path"], check["field"], check["op"], escape(json.dumps(check["value"])),
+                           escape(json.dumps(check["actual"])),
+                           "[green]yes[/green]" if check["held"] else "[red]no[/red]")
     if conditions.row_count:
         console.print(conditions)
     steps = Table(title="Steps (nothing executed)", title_justify="left")
@@ -289,7 +294,7 @@ def _print_preview(result: dict[str, Any]) -> None:
             detail = f"when false: {', '.join(s['conditions']['failed'])}"
         else:
             detail = s["delay"] or json.dumps(s["params"])
-        steps.add_row(str(s["index"] + 1), s["action"] or "delay", s["status"], detail)
+        steps.add_row(str(s["index"] + 1), s["action"] or "delay", s["status"], escape(detail))
     if steps.row_count:
         console.print(steps)
 
@@ -308,7 +313,7 @@ def action_types(api: ApiUrl = None, token: Token = None, user: ActingUser = Non
             schema = a["params_schema"]
             required = set(schema.get("required", []))
             params = ", ".join(f"{p}{'*' if p in required else ''}" for p in schema.get("properties", {}))
-            table.add_row(a["name"], a["description"], params)
+            table.add_row(a["name"], escape(a["description"]), params)
         console.print(table)
         console.print("* required")
 
