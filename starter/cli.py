@@ -125,9 +125,10 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     _temporal_address()
 
     async def main() -> None:
-        from starter.cli_api import demo_token, serve_api
+        from starter.cli_api import api_server, demo_token, serve_until
         from starter.demo import demo_events, load_demo
 
+        server = api_server()
         with session_scope() as session:
             company, admin = load_demo(session)
         console.print(f"  Demo company {company.name} (id {company.id}), admin user {admin.id}")
@@ -136,7 +137,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         stop = asyncio.Event()
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
-        api = asyncio.create_task(serve_api(stop))
+        api = asyncio.create_task(serve_until(server, stop))
         console.print(f"  API          http://{settings.api_host}:{settings.api_port}  (docs: /docs)\n"
                       f"  API token    {token}  (admin {admin.name}; `export API_TOKEN=…`)", soft_wrap=True)
         if events:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+import uvicorn
 import yaml
 from rich.console import Console
 from rich.markup import escape
@@ -384,17 +385,18 @@ def demo_token(admin_id: int) -> str:
         return issue_token(session, admin_id, "make run")
 
 
-async def serve_api(stop: asyncio.Event) -> None:
-    """Serve the API (uvicorn) until `stop` is set."""
-    import uvicorn
-
+def api_server() -> uvicorn.Server:
+    """The API's server on API_HOST:API_PORT; refused at once when the port is taken."""
     from starter.devstack import port_open
 
     settings = get_settings()
     if port_open(settings.api_host, settings.api_port):
         raise RuntimeError(f"port {settings.api_port} is taken: set API_PORT to serve the API elsewhere")
-    server = uvicorn.Server(uvicorn.Config("starter.api.main:app", host=settings.api_host, port=settings.api_port,
-                                           log_level="warning"))
+    return uvicorn.Server(uvicorn.Config("starter.api.main:app", host=settings.api_host, port=settings.api_port,
+                                         log_level="warning"))
+
+
+async def serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
     serving = asyncio.create_task(server.serve())
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -407,8 +409,6 @@ async def serve_api(stop: asyncio.Event) -> None:
 def serve(host: Annotated[str | None, typer.Option(help="Default: API_HOST (127.0.0.1)")] = None,
           port: Annotated[int | None, typer.Option(help="Default: API_PORT (8000)")] = None) -> None:
     """Serve the HTTP API (docs at /docs) until SIGINT/SIGTERM."""
-    import uvicorn
-
     from models.migrate import upgrade
     from starter.cli import _database_url
 
