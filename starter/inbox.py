@@ -5,7 +5,6 @@ get their answer in milliseconds whatever Temporal is doing, and an accepted eve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
@@ -15,7 +14,6 @@ from models.events import EntityEvent
 from models.recordstore import OUTBOX_CHANNEL
 from models.tables import EventOutbox, ReceivedEvent
 from starter.automations import PermissionDenied
-from starter.intake import EventRefused, parse_event
 
 #: Events per request: a batch is accepted (or refused) as a whole, well within a sender's timeout.
 MAX_BATCH = 500
@@ -29,26 +27,6 @@ class EventConflict(ValueError):
 class Accepted:
     event_id: str
     duplicate: bool
-
-
-def parse_events(raw: Any) -> list[EntityEvent]:
-    """One S2 event or a list of them; every problem is reported with its path (`[3].current`), none accepted."""
-    items = raw if isinstance(raw, list) else [raw]
-    if isinstance(raw, list) and not 1 <= len(raw) <= MAX_BATCH:
-        raise EventRefused([{"path": "(root)", "message": f"a batch holds 1 to {MAX_BATCH} events, got {len(raw)}"}])
-    events: list[EntityEvent] = []
-    errors: list[dict[str, str]] = []
-    for index, item in enumerate(items):
-        try:
-            events.append(parse_event(item))
-        except EventRefused as err:
-            if not isinstance(raw, list):
-                raise
-            errors += [{"path": f"[{index}]" if e["path"] == "(root)" else f"[{index}].{e['path']}",
-                        "message": e["message"]} for e in err.errors]
-    if errors:
-        raise EventRefused(errors)
-    return events
 
 
 def accept_events(session: Session, company_id: int, events: list[EntityEvent]) -> list[Accepted]:

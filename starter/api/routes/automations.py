@@ -72,7 +72,8 @@ def read_automation(session: SessionDep, user: CurrentUser, automation_id: Autom
 @router.put("/{automation_id}")
 def update_automation(session: SessionDep, user: CurrentUser, automation_id: AutomationId,
                       definition: AutomationDefinition) -> AutomationDetail:
-    """Save a new version. Runs already started keep the version they started with."""
+    """Save a new version. Runs already started keep the version they started with; without `active`, the
+    automation stays on or off as it is."""
     automation = save_automation(session, user, _raw(definition), automation_id)
     return AutomationDetail.with_definition(automation, current_definition(session, automation))
 
