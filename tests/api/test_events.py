@@ -1,5 +1,5 @@
 """Event intake over HTTP: S2 events (one or a batch) and Pipedrive webhooks (v1 and v2: create, change,
-delete, merge) become the right runs on the time-skipping server; bad input gets a 4xx naming the problem and
+delete, merge) become the right runs on the Temporal dev server; bad input gets a 4xx naming the problem and
 leaves nothing behind."""
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ REGION = "d4de1c1518b4531717c676029a45911c340390a6"  # a custom field, keyed by 
 
 
 @pytest.fixture
-async def client(time_skipping_env: Any) -> AsyncIterator[Client]:
-    async with running_worker(time_skipping_env.client):
-        yield time_skipping_env.client
+async def client(dev_env: Any) -> AsyncIterator[Client]:
+    # The real dev server: these tests start real runs through the relay, as a deployment would.
+    async with running_worker(dev_env.client):
+        yield dev_env.client
 
 
 def fixture(name: str) -> dict[str, Any]:
