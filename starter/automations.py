@@ -79,8 +79,8 @@ def _check_active_cap(session: Session, company: Company, exclude_id: int | None
         query = query.where(Automation.id != exclude_id)
     active = session.exec(query).one()
     if active >= cap:
-        raise ActiveCapReached(f"the {company.plan} plan allows {cap} active automations and the company has {active}: "
-                        "deactivate one first")
+        raise ActiveCapReached(f"the {company.plan} plan allows {cap} active automations and the company has "
+                               f"{active}: deactivate one first")
 
 
 def get_automation(session: Session, company_id: int, automation_id: int, *, lock: bool = False) -> Automation:
