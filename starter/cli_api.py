@@ -1,7 +1,5 @@
-"""CLI commands for what the HTTP API does: automations (list, show, apply, validate, (de)activate, delete, test
-runs), action types and event intake. They speak the API either to a server (`--api URL --token …`) or in process,
-straight on the database, acting as a user (`--user ID`): one code path, the same checks and answers.
-Also `api` (serve the API) and `token` (issue an API token)."""
+"""CLI commands over the HTTP API (automations, test runs, action types, events), to a server (`--api --token`)
+or in process on the database as a user (`--user`): one code path; plus `api` (serve it) and `token`."""
 
 from __future__ import annotations
 

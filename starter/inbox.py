@@ -1,6 +1,5 @@
-"""Durable intake for events arriving over HTTP: validated, then committed to the outbox (the queue the record
-service writes too), from which the relay hands them to intake. Accepting is one short transaction, so senders
-get their answer in milliseconds whatever Temporal is doing, and an accepted event is never lost."""
+"""Durable intake for events arriving over HTTP: one short transaction into the outbox (the record service's queue),
+from which the relay hands them to intake; senders get their answer in milliseconds, whatever Temporal is doing."""
 
 from __future__ import annotations
 

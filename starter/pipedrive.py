@@ -1,10 +1,4 @@
-"""Pipedrive webhooks, v1 and v2, read as entity events (S2) so the CRM's own webhooks can feed intake.
-
-v2: `meta.action` create|change|delete, `meta.entity`, `data` (the record now), `previous` (the changed fields'
-old values; the last state on delete). v1: `meta.action` added|updated|deleted|merged, `meta.object`, `current`
-and `previous` (whole records). Ids come as strings or integers. A merge arrives as a delete of the record merged
-away and a change of the record kept (v1 may also send `merged` for the kept one: read as a change).
-"""
+"""Pipedrive webhooks, v1 and v2, read as entity events (S2), so the CRM's own webhooks feed intake."""
 
 from __future__ import annotations
 
@@ -139,7 +133,12 @@ def _event_id(meta: dict[str, Any], key: list[Any]) -> str:
 
 def to_event(payload: Any, company_id: int) -> dict[str, Any]:
     """The S2 event a webhook payload stands for, in `company_id` (the authenticated company: Pipedrive's own
-    company numbering is not ours). Raises EventRefused naming the payload's paths, or WebhookIgnored."""
+    company numbering is not ours). Raises EventRefused naming the payload's paths, or WebhookIgnored.
+
+    v2: `meta.action` create|change|delete, `meta.entity`, `data` (the record now), `previous` (the changed
+    fields' old values; the last state on delete). v1: `meta.action` added|updated|deleted|merged, `meta.object`,
+    `current` and `previous` (whole records). Ids come as strings or integers. A merge arrives as a delete of the
+    record merged away and a change of the record kept (v1 may send `merged` for the kept one: a change)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("meta"), dict):
         raise EventRefused([{"path": "meta", "message": "a Pipedrive webhook is an object with a `meta` object"}])
     meta: dict[str, Any] = payload["meta"]

@@ -1,6 +1,5 @@
-"""Test runs ("what would happen"): an automation against a sample event or an existing record, decided the way a
-real run decides it — intake's firing rules, the workflow's condition evaluation, the executor's rendering —
-without executing any action or writing anything."""
+"""Test runs ("what would happen"): intake's firing rules, the workflow's conditions and the executor's rendering
+applied to a sample event or an existing record, without executing any action or writing anything."""
 
 from __future__ import annotations
 

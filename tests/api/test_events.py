@@ -1,6 +1,5 @@
-"""Event intake over HTTP: S2 events (one or a batch) and Pipedrive webhooks (v1 and v2: create, change,
-delete, merge) become the right runs on the Temporal dev server; bad input gets a 4xx naming the problem and
-leaves nothing behind."""
+"""Event intake over HTTP: S2 events and Pipedrive webhooks (v1, v2: create, change, delete, merge) become the right
+runs on the dev server; bad input gets a 4xx naming the problem and leaves nothing behind."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Test runs ("what would happen"): the preview of an event is compared with what a real run then does for the
-same event on the dev server; and the reasons an event would not fire, test runs from an existing
-record, and bad requests."""
+"""Test runs: a preview matches what the real run of the same event then does on the dev server; why an event
+would not fire; test runs on an existing record; bad requests."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""api tokens: one per user and purpose, stored as a SHA-256 hash
-
-Revision ID: 0003_api_tokens
-Revises: 0001
-Create Date: 2026-11-28 01:56:40.366599
-"""
+"""api tokens: one per user and purpose, stored as a SHA-256 hash (revision 0003_api_tokens, revises 0001)"""
 
 from collections.abc import Sequence
 

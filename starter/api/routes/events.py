@@ -1,7 +1,5 @@
-"""Event intake over HTTP: S2 entity events (one or a batch) and Pipedrive webhooks (v1 and v2).
-
-Both answer fast (a sender times out at 10 s and retries): an accepted event is committed to durable intake
-and the relay starts its runs moments later; a malformed one is refused with a 4xx naming the problem."""
+"""Event intake over HTTP: S2 events (one or a batch) and Pipedrive webhooks, answered fast (senders time out at
+10 s and retry): committed to durable intake, or refused with a 4xx naming the problem."""
 
 from __future__ import annotations
 
