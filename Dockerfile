@@ -1,4 +1,4 @@
-# One image for every role of the engine: `automations worker`, `automations migrate`, the CLI.
+# One image for every role of the engine: `automations worker`, `automations api`, `automations migrate`, the CLI.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./

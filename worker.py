@@ -10,8 +10,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import discover, external_families
+from activities.retention import purge_run_history
 from activities.runs import ALL_ACTIVITIES, execute_external_step
 from models.settings import get_settings
+from workflows.retention import PurgeRunHistoryWorkflow
 from workflows.run import AutomationRunWorkflow
 
 #: On SIGTERM, in-flight activities get this long to finish before they are cancelled (and retried elsewhere).
@@ -19,13 +21,14 @@ SHUTDOWN_GRACE = timedelta(seconds=30)
 
 
 def build_worker(client: Client, task_queue: str | None = None, *, max_concurrent_activities: int = 32) -> Worker:
-    """The main worker: run workflows, their bookkeeping and record actions (local activities)."""
+    """The main worker: run workflows, their bookkeeping and record actions (local activities); the retention
+    purge."""
     discover()  # every action type registered before the first step runs
     return Worker(
         client,
         task_queue=task_queue or get_settings().task_queue,
-        workflows=[AutomationRunWorkflow],
-        activities=ALL_ACTIVITIES,
+        workflows=[AutomationRunWorkflow, PurgeRunHistoryWorkflow],
+        activities=[*ALL_ACTIVITIES, purge_run_history],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_local_activities=max_concurrent_activities,

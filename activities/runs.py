@@ -149,8 +149,10 @@ def _templates(value: Any) -> list[str]:
     return [value] if isinstance(value, str) and "{{" in value else []
 
 
-def _prepare(session: Session, step: StepInput, rendered: dict[str, Any]) -> tuple[ActionType, ActionContext, Any]:
-    """Render the step's merge fields and validate its params; `rendered` keeps them for the step record."""
+def prepare_step(session: Session, step: StepInput, rendered: dict[str, Any]) -> tuple[ActionType, ActionContext, Any]:
+    """Render the step's merge fields and validate its params; `rendered` keeps them for the step record.
+
+    Writes nothing: a test run (starter.testrun) calls it too, so its preview renders exactly as a run does."""
     try:
         action_type = get_action(step.action)
     except KeyError as err:
@@ -230,7 +232,7 @@ def execute_step(step: StepInput) -> StepOutcome:
             if row.status == "succeeded":
                 return StepOutcome(status="succeeded", output=row.output or {})
             row.started_at = utcnow()
-            action_type, ctx, params = _prepare(session, step, rendered)
+            action_type, ctx, params = prepare_step(session, step, rendered)
             row.params = rendered
             outcome = _succeed(row, _execute(action_type, ctx, params), attempt)
             session.add(row)
@@ -251,7 +253,7 @@ def execute_external_step(step: StepInput) -> StepOutcome:
             row.started_at, row.attempts = row.started_at or utcnow(), attempt
             session.add(row)
         with session_scope() as session:  # reads only (records, credentials): no lock held during the call
-            action_type, ctx, params = _prepare(session, step, rendered)
+            action_type, ctx, params = prepare_step(session, step, rendered)
             output = _execute(action_type, ctx, params)
         with session_scope() as session:
             row = _lock_step(session, step.run_id, step.step_index)

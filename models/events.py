@@ -6,13 +6,15 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EntityType = Literal["deal", "person", "organization", "activity", "lead", "project"]
 TriggerAction = Literal["created", "updated", "deleted"]
 EventSource = Literal["app", "api", "import", "automation"]
+#: Company, record and user ids are PostgreSQL integers: a larger id could never be stored in the run history.
+RecordId = Annotated[int, Field(gt=0, le=2_147_483_647)]
 
 
 class EventChain(BaseModel):
@@ -28,11 +30,11 @@ class EntityEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_id: str
-    company_id: int = Field(gt=0)
+    company_id: RecordId
     entity: EntityType
     action: TriggerAction
-    entity_id: int = Field(gt=0)
-    user_id: int | None = None
+    entity_id: RecordId
+    user_id: RecordId | None = None
     source: EventSource = "app"
     occurred_at: AwareDatetime
     current: dict[str, Any] | None = None

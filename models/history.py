@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from models.tables import AutomationRun, ReceivedEvent, StepResult, utcnow
+from models.tables import AutomationRun, EventOutbox, ReceivedEvent, StepResult, utcnow
+
+
+class RunNotFound(LookupError):
+    pass
 
 
 def list_runs(session: Session, *, company_id: int | None = None, automation_id: int | None = None,
               entity: str | None = None, record_id: int | None = None, status: str | None = None,
-              limit: int = 50) -> list[AutomationRun]:
+              event_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
+              limit: int = 50, offset: int = 0) -> list[AutomationRun]:
+    """Runs newest first; `since`/`until` bound their start time (since inclusive, until exclusive)."""
     query = select(AutomationRun)
     if company_id is not None:
         query = query.where(AutomationRun.company_id == company_id)
@@ -24,17 +30,27 @@ def list_runs(session: Session, *, company_id: int | None = None, automation_id:
         query = query.where(AutomationRun.entity_id == record_id)
     if status is not None:
         query = query.where(AutomationRun.status == status)
-    return list(session.exec(query.order_by(col(AutomationRun.started_at).desc()).limit(limit)).all())
+    if event_id is not None:
+        query = query.where(AutomationRun.event_id == event_id)
+    if since is not None:
+        query = query.where(col(AutomationRun.started_at) >= since)
+    if until is not None:
+        query = query.where(col(AutomationRun.started_at) < until)
+    query = query.order_by(col(AutomationRun.started_at).desc(), col(AutomationRun.id))
+    return list(session.exec(query.offset(offset).limit(limit)).all())
 
 
-def find_run(session: Session, run_id: str) -> AutomationRun:
-    """A run by its id or by a prefix of it matching exactly one run."""
+def find_run(session: Session, run_id: str, company_id: int | None = None) -> AutomationRun:
+    """A run by its id or by a prefix of it matching exactly one run (of `company_id` when given)."""
     run = session.get(AutomationRun, run_id)
-    if run is not None:
+    if run is not None and company_id in (None, run.company_id):
         return run
-    matches = session.exec(select(AutomationRun).where(col(AutomationRun.id).startswith(run_id)).limit(2)).all()
+    query = select(AutomationRun).where(col(AutomationRun.id).startswith(run_id, autoescape=True))
+    if company_id is not None:
+        query = query.where(AutomationRun.company_id == company_id)
+    matches = session.exec(query.limit(2)).all()
     if len(matches) != 1:
-        raise LookupError(f"no run {run_id!r}" if not matches else f"{run_id!r} matches several runs")
+        raise RunNotFound(f"no run {run_id!r}" if not matches else f"{run_id!r} matches several runs")
     return matches[0]
 
 
@@ -44,7 +60,8 @@ def run_steps(session: Session, run_id: str) -> list[StepResult]:
 
 
 def purge(session: Session, retention_days: int) -> int:
-    """Delete finished runs (and their steps) and received-event records older than the retention period."""
+    """Delete finished runs (and their steps), received-event records and published outbox events older than the
+    retention period."""
     cutoff = utcnow() - timedelta(days=retention_days)
     old = select(AutomationRun.id).where(col(AutomationRun.started_at) < cutoff,
                                          col(AutomationRun.finished_at).is_not(None))
@@ -52,4 +69,5 @@ def purge(session: Session, retention_days: int) -> int:
     result = session.execute(delete(AutomationRun).where(col(AutomationRun.started_at) < cutoff,
                                                          col(AutomationRun.finished_at).is_not(None)))
     session.execute(delete(ReceivedEvent).where(col(ReceivedEvent.received_at) < cutoff))
+    session.execute(delete(EventOutbox).where(col(EventOutbox.published_at) < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     integrations_ca_bundle: Path | None = None
     #: Every call to an integration gives up after this many seconds (then Temporal retries it).
     integrations_timeout_seconds: float = 10.0
+    #: Where `automations dev` and `automations api` serve the HTTP API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: The API the CLI's commands talk to, and the token they send. Empty: in process, straight on the database.
+    api_url: str = ""
+    api_token: str = ""
 
 
 @lru_cache

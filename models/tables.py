@@ -274,3 +274,20 @@ class EventOutbox(SQLModel, table=True):
     payload: dict[str, Any] = _json()
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+# --- API access --------------------------------------------------------------------------------
+
+
+class ApiToken(SQLModel, table=True):
+    """A user's API token. Only its SHA-256 is stored: the token itself is shown once, when issued."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    user_id: int = Field(foreign_key="crm_user.id", index=True)
+    name: str
+    token_hash: str = Field(unique=True)
+    #: The token's first characters, to tell tokens apart in listings.
+    prefix: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

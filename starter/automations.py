@@ -22,6 +22,10 @@ class PlanLimit(Exception):
     pass
 
 
+class ActiveCapReached(PlanLimit):
+    """The plan's cap of active automations is reached: deactivating another one makes room."""
+
+
 class AutomationNotFound(LookupError):
     pass
 
@@ -52,8 +56,13 @@ def _company(session: Session, actor: User) -> Company:
     return company
 
 
+def can_manage(actor: User) -> bool:
+    """Global admins, and users whose permission set allows it, may create, edit, delete and (de)activate."""
+    return bool(actor.is_global_admin or actor.permission_set.get("manage_automations"))
+
+
 def check_can_manage(session: Session, actor: User) -> None:
-    if not (actor.is_global_admin or actor.permission_set.get("manage_automations")):
+    if not can_manage(actor):
         raise PermissionDenied(f"user {actor.id} is neither a global admin nor allowed to manage automations "
                                "by their permission set")
     plan = _company(session, actor).plan
@@ -70,8 +79,8 @@ def _check_active_cap(session: Session, company: Company, exclude_id: int | None
         query = query.where(Automation.id != exclude_id)
     active = session.exec(query).one()
     if active >= cap:
-        raise PlanLimit(f"the {company.plan} plan allows {cap} active automations and the company has {active}: "
-                        "deactivate one first")
+        raise ActiveCapReached(f"the {company.plan} plan allows {cap} active automations and the company has "
+                               f"{active}: deactivate one first")
 
 
 def get_automation(session: Session, company_id: int, automation_id: int, *, lock: bool = False) -> Automation:
@@ -82,12 +91,32 @@ def get_automation(session: Session, company_id: int, automation_id: int, *, loc
     return automation
 
 
+def list_automations(session: Session, company_id: int, owner_id: int | None = None) -> list[Automation]:
+    """The company's automations (or one owner's), active ones first, then by name."""
+    query = select(Automation).where(Automation.company_id == company_id)
+    if owner_id is not None:
+        query = query.where(Automation.owner_id == owner_id)
+    return list(session.exec(query.order_by(col(Automation.active).desc(), col(Automation.name),
+                                            col(Automation.id))).all())
+
+
+def current_definition(session: Session, automation: Automation) -> AutomationDefinition:
+    """The definition of the automation's current version (the one new events fire)."""
+    version = session.get(AutomationVersion, (automation.id, automation.version))
+    assert version is not None, f"automation {automation.id} has no version {automation.version}"
+    return AutomationDefinition.model_validate(version.definition)
+
+
 def save_automation(session: Session, actor: User, raw: dict[str, Any],
                     automation_id: int | None = None) -> Automation:
-    """Create an automation, or give an existing one a new version. Runs in flight keep their version."""
+    """Create an automation, or give an existing one a new version. Runs in flight keep their version.
+
+    A new version without `active` keeps the automation's current state: editing never switches it on or off."""
     check_can_manage(session, actor)
     company = _company(session, actor)
     assert actor.id is not None and company.id is not None
+    if automation_id is not None and "active" not in raw:
+        raw = {**raw, "active": get_automation(session, company.id, automation_id).active}
     definition = validate_definition(session, company.id, raw)
     # The company row lock makes the active-automation cap hold under concurrent saves.
     session.exec(select(Company).where(Company.id == company.id).with_for_update()).one()

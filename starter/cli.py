@@ -9,17 +9,17 @@ import os
 import signal
 import subprocess
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from models.settings import get_settings
+from starter.cli_api import app as api_commands
 
 app = typer.Typer(help="CRM workflow automations on Temporal.", no_args_is_help=True)
+app.add_typer(api_commands)  # automations, action types, events, tokens and the API server: starter/cli_api.py
 console = Console()
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "skipped": "yellow", "stopped": "magenta",
@@ -48,11 +48,6 @@ def _temporal_address() -> str:
     return get_settings().temporal_address
 
 
-def _load_file(path: Path) -> Any:
-    text = path.read_text()
-    return yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-
-
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}")
     return typer.Exit(1)
@@ -73,6 +68,7 @@ async def _serve(stop: asyncio.Event) -> None:
     from starter.client import connect
     from starter.devstack import ensure_search_attributes
     from starter.relay import run_relay
+    from starter.schedules import ensure_retention_schedule
     from worker import build_workers
 
     client = await connect()
@@ -80,6 +76,7 @@ async def _serve(stop: asyncio.Event) -> None:
         await ensure_search_attributes(client)
     except RPCError as err:  # e.g. Temporal Cloud: register them once with tcld / the UI instead
         logging.getLogger(__name__).warning("could not register search attributes: %s", err)
+    await ensure_retention_schedule(client)
     relay = asyncio.create_task(run_relay(client, stop))
     async with AsyncExitStack() as workers:
         for worker in build_workers(client):
@@ -149,8 +146,10 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
     fakes.start()
 
     async def main() -> None:
+        from starter.cli_api import api_server, demo_token, serve_until
         from starter.demo import connect_fakes, demo_events, fake_report, load_demo
 
+        server = api_server()
         with session_scope() as session:
             company, admin = load_demo(session)
             connect_fakes(session, company, fakes)
@@ -160,6 +159,11 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
         _stop_on_signals(stop)
         serving = asyncio.create_task(_serve(stop))
         codec = asyncio.create_task(serve_codec(stop))
+        api = asyncio.create_task(serve_until(server, stop))
+        assert admin.id is not None
+        token = demo_token(admin.id)
+        console.print(f"  API          http://{settings.api_host}:{settings.api_port}  (docs: /docs)\n"
+                      f"  API token    {token}  (admin {admin.name}; `export API_TOKEN=…`)", soft_wrap=True)
         if events:
             with session_scope() as session:
                 done = demo_events(session, company, admin)
@@ -177,6 +181,7 @@ def dev(events: Annotated[bool, typer.Option(help="Fire the demo events")] = Tru
                 console.print(f"  [dim]fake[/dim] {line}")
         await serving
         await codec
+        await api
 
     try:
         asyncio.run(main())
@@ -219,71 +224,6 @@ def doctor() -> None:
     console.print(table)
     if any(check.status == "failed" for check in checks):
         raise typer.Exit(1)
-
-
-@app.command()
-def apply(file: Path, user: Annotated[int, typer.Option("--user", help="Acting user id")],
-          ) -> None:
-    """Create or update automations from a YAML/JSON file (one object or a list). Same name = new version."""
-    from sqlmodel import select
-
-    from models.db import session_scope
-    from models.definitions import DefinitionError
-    from models.tables import Automation, User
-    from starter.automations import PermissionDenied, PlanLimit, save_automation
-
-    _database_url()
-    raw = _load_file(file)
-    items = raw if isinstance(raw, list) else [raw]
-    try:
-        with session_scope() as session:
-            actor = session.get(User, user)
-            if actor is None:
-                raise _fail(f"user {user} does not exist")
-            for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raise _fail(f"item {index}: an automation is an object")
-                existing = session.exec(select(Automation).where(
-                    Automation.company_id == actor.company_id, Automation.name == item.get("name"))).first()
-                try:
-                    automation = save_automation(session, actor, item, existing.id if existing else None)
-                except DefinitionError as err:
-                    for e in err.errors:
-                        console.print(f"[red]item {index}[/red] {e['path']}: {e['message']}")
-                    raise typer.Exit(1) from None
-                console.print(f"{'updated' if existing else 'created'} automation {automation.id} "
-                              f"{automation.name!r} (version {automation.version})")
-    except (PermissionDenied, PlanLimit) as err:
-        raise _fail(str(err)) from None
-
-
-@app.command()
-def emit(file: Path) -> None:
-    """Emit entity events from a JSON file (one event or a list) and show the runs they start."""
-    from starter.client import connect
-    from starter.intake import EventRefused
-    from starter.intake import emit as emit_event
-
-    _database_url()
-    raw = _load_file(file)
-    items = raw if isinstance(raw, list) else [raw]
-
-    async def main() -> None:
-        client = await connect(_temporal_address())
-        for index, item in enumerate(items):
-            try:
-                firings = await emit_event(client, item)
-            except EventRefused as err:
-                console.print(f"[red]event {index} refused[/red]: {err}")
-                continue
-            if not firings:
-                console.print(f"event {index}: fires no automation")
-            for f in firings:
-                state = "started" if f.started else "already started (duplicate event)"
-                note = f" — stopped: {f.stop_reason}" if f.stop_reason else ""
-                console.print(f"event {index}: automation {f.automation_id} → {f.workflow_id} {state}{note}")
-
-    asyncio.run(main())
 
 
 def _print_runs(**filters: Any) -> None:

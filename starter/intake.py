@@ -89,6 +89,11 @@ def loop_stop_reason(automation_id: int, event: EntityEvent, max_depth: int) -> 
     return None
 
 
+def run_for_allows(run_for: str | list[int], user_id: int | None) -> bool:
+    """S3 `run_for`: `anyone`, or only changes made by the listed users."""
+    return run_for == "anyone" or user_id in run_for
+
+
 def match(session: Session, event: EntityEvent) -> list[dict[str, Any]]:
     """The firings of `event`: active automations of its company on its trigger, for its user."""
     if event.source == "import":
@@ -104,8 +109,7 @@ def match(session: Session, event: EntityEvent) -> list[dict[str, Any]]:
     max_depth = get_settings().max_chain_depth
     matched = []
     for automation, version in rows:
-        run_for = version.definition.get("run_for", "anyone")
-        if run_for != "anyone" and event.user_id not in run_for:
+        if not run_for_allows(version.definition.get("run_for", "anyone"), event.user_id):
             continue
         assert automation.id is not None
         matched.append({"automation_id": automation.id, "version": version.version,

@@ -100,13 +100,10 @@ async def time_skipping_env() -> AsyncIterator[Any]:
 
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter(), test_server_existing_path=binary("temporal-test-server"))
-    # The time-skipping test server has no custom search attributes: runs there are not indexed.
-    get_settings().search_attributes = False
     from tests.helpers import TIME_SKIPPING
 
     TIME_SKIPPING[id(env.client)] = env
     yield env
-    get_settings().search_attributes = True
     await env.shutdown()
 
 

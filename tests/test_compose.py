@@ -18,8 +18,6 @@ from worker import SHUTDOWN_GRACE
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_ONLY = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
-#: Commands another branch adds (the HTTP API); checked like the others once it is merged.
-ADDED_BY_THE_API_BRANCH = {"api"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +52,7 @@ def test_engine_services_pass_only_settings_and_run_cli_commands(compose: dict[s
     fields = {name.upper() for name in Settings.model_fields}
     cli = get_command(app)
     assert isinstance(cli, TyperGroup)
-    commands = set(cli.commands) | ADDED_BY_THE_API_BRANCH
+    commands = set(cli.commands)
     for name, service in engine_services(compose).items():
         assert service["env_file"] == ".env", name
         assert set(service.get("environment", {})) <= fields, (name, set(service["environment"]) - fields)

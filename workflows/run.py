@@ -43,6 +43,8 @@ BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1),
 ACTION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=1), non_retryable_error_types=NON_RETRYABLE_TYPES)
 ACTION_DEADLINE = timedelta(minutes=10)
+#: The reason a run with a failed step records (test runs predict it in the same words).
+STEP_FAILED_REASON = "a step failed; later steps still ran"
 
 #: Engine metrics, recorded through the workflow's replay-safe meter (nothing is counted twice on replay).
 RUNS_METRIC = "crm_automation_runs"
@@ -105,7 +107,7 @@ class AutomationRunWorkflow:
                 continue
             failed = not await self._act(run, run_id, index, step) or failed
         return await self._finish(record, "failed" if failed else "succeeded",
-                                  "a step failed; later steps still ran" if failed else None)
+                                  STEP_FAILED_REASON if failed else None)
 
     async def _act(self, run: RunInput, run_id: str, index: int, step: ActionStep) -> bool:
         """One action step; False if it failed. A failure is recorded and never stops the run."""

@@ -1,0 +1,1 @@
+"""One router per resource: automations, runs, event intake, and account/catalog information."""
