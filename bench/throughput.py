@@ -11,17 +11,24 @@ Latency of one run = the server's close time of its workflow minus the wall cloc
 emitted (started); throughput = N / (first emit to last close). Targets are printed, never enforced: the
 machine may be shared and noisy.
 
-    python bench/throughput.py [--events 200]
+With `--engine-workers N` (N > 1) the workers scale out as Temporal's do: the engine runs in N `automations
+worker` processes on its task queue, and, for fairness, the bare workflows run in N worker processes of their own
+(this script in its hidden `--bare-worker QUEUE` mode); all share a key ring made for the bench. Their output goes
+to .data/bench/logs/<bench database>/. N = 1 (the default): both run in this process.
+
+    python bench/throughput.py [--events 200] [--engine-workers 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -35,6 +42,9 @@ from typing import Any
 
 import psycopg
 from temporalio import activity, workflow
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
@@ -50,6 +60,8 @@ WARMUP = 10
 UNLOADED = 20
 #: A case whose runs have not all closed by then is reported as stuck (e.g. a workflow task failing).
 CASE_TIMEOUT_BASE, CASE_TIMEOUT_PER_RUN = 60.0, 1.0
+#: Worker processes (--engine-workers > 1) must all be polling by then; on SIGTERM they get this long to exit.
+PROCESS_START_TIMEOUT, PROCESS_STOP_TIMEOUT = 120.0, 40.0
 THROUGHPUT_TARGET = 1.0  # engine events/s ÷ bare-3-activity workflows/s, at least
 LATENCY_TARGET = 2.0  # engine p50 ÷ bare-empty p50, at most
 
@@ -84,6 +96,83 @@ class EmptyWorkflow:
     @workflow.run
     async def run(self) -> None:
         return None
+
+
+def bare_worker(client: Client, queue: str) -> Worker:
+    """The bare workflows' worker, the same in this process and in a `--bare-worker` process."""
+    return Worker(
+        client, task_queue=queue, workflows=[ThreeActivitiesWorkflow, EmptyWorkflow], activities=[noop],
+        activity_executor=ThreadPoolExecutor(max_workers=CONCURRENCY), max_concurrent_activities=CONCURRENCY,
+        max_concurrent_local_activities=CONCURRENCY)
+
+
+def quiet_runtime() -> Runtime:
+    """The SDK core warns of every workflow task that outlasts 5s, which a saturated worker does by the hundred."""
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter("ERROR", "ERROR"))))
+
+
+async def serve_bare(queue: str) -> None:
+    """`--bare-worker QUEUE`: the bare workflows' worker on TEMPORAL_ADDRESS until SIGTERM/SIGINT."""
+    from starter.codec import data_converter
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"], data_converter=data_converter(),
+                                  runtime=quiet_runtime())
+    async with bare_worker(client, queue):
+        await stop.wait()
+
+
+# --- Worker processes (--engine-workers > 1) --------------------------------------------------------------
+
+class Processes:
+    """Worker processes started for the bench, each with its output in a log file of its own."""
+
+    def __init__(self, logs: Path):
+        self.logs = logs
+        self.running: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as output:  # the child holds its own descriptor
+            process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        self.running.append((name, process, log))
+
+    def dead(self) -> list[str]:
+        return [f"{name} exited with {process.returncode} (see {log})"
+                for name, process, log in self.running if process.poll() is not None]
+
+    async def polling(self, client: Client, queue: str, count: int) -> None:
+        """Wait until `count` processes poll `queue` for workflow tasks (they migrate, import and connect first)."""
+        request = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue),
+                                           task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+        deadline = time.monotonic() + PROCESS_START_TIMEOUT
+        while True:
+            if dead := self.dead():
+                raise BenchFailed("; ".join(dead))
+            pollers = {p.identity for p in (await client.workflow_service.describe_task_queue(request)).pollers}
+            if len(pollers) >= count:
+                return
+            if time.monotonic() > deadline:
+                raise BenchFailed(f"{len(pollers)} of {count} workers polling {queue} after "
+                                  f"{PROCESS_START_TIMEOUT:.0f}s (see {self.logs})")
+            await asyncio.sleep(0.5)
+
+    def stop(self) -> None:
+        """SIGTERM to all (they drain), then wait; a process still running after PROCESS_STOP_TIMEOUT is killed."""
+        for _, process, _ in self.running:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + PROCESS_STOP_TIMEOUT
+        for _, process, _ in self.running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 # --- Measurement ------------------------------------------------------------------------------------------
@@ -207,8 +296,9 @@ def deal_event(company_id: int, admin_id: int, deal_id: int, title: str) -> dict
 
 # --- The bench --------------------------------------------------------------------------------------------
 
-async def bench(events: int) -> int:
+async def bench(events: int, workers: int) -> int:
     from models.settings import get_settings
+    from starter.codec import new_key
 
     task = asyncio.current_task()
     assert task is not None
@@ -222,12 +312,14 @@ async def bench(events: int) -> int:
     name, url = create_database(server)
     try:
         os.environ["DATABASE_URL"] = url
+        # One key ring for this process and the worker processes: each must read the others' payloads.
+        os.environ["ENCRYPTION_KEYS"], os.environ["ENCRYPTION_KEY_ID"] = json.dumps({"bench": new_key()}), "bench"
         get_settings.cache_clear()
         from models.migrate import upgrade
 
         upgrade(url)
         try:
-            return await run_all(events)
+            return await run_all(events, workers, ROOT / ".data" / "bench" / "logs" / name)
         finally:
             from models.db import engine_for
 
@@ -236,7 +328,7 @@ async def bench(events: int) -> int:
         drop_database(server, name)
 
 
-async def run_all(events: int) -> int:
+async def run_all(events: int, workers: int, logs: Path) -> int:
     from models.messages import RunOutcome
     from models.settings import get_settings
     from starter.codec import data_converter
@@ -249,20 +341,32 @@ async def run_all(events: int) -> int:
     engine_queue, bare_queue = f"bench-engine-{uuid.uuid4().hex[:6]}", f"bench-bare-{uuid.uuid4().hex[:6]}"
     get_settings().task_queue = engine_queue  # intake starts runs on it
 
+    where = "this process" if workers == 1 else f"processes of their own (logs in {logs})"
     print(f"Starting the Temporal dev server; per case: {WARMUP} runs of warm-up, {UNLOADED} one at a time, "
-          f"then {events} with {CONCURRENCY} starts in flight", flush=True)
-    # The SDK core warns of every workflow task that outlasts 5s, which a saturated worker does by the hundred.
-    quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter("ERROR", "ERROR"))))
+          f"then {events} with {CONCURRENCY} starts in flight; worker processes per case: {workers}, "
+          f"in {where}", flush=True)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=data_converter(), dev_server_log_level="error", runtime=quiet)  # encrypted, as deployed
-    async with env, AsyncExitStack() as workers:
+        data_converter=data_converter(), dev_server_log_level="error",
+        runtime=quiet_runtime())  # encrypted, as deployed
+    processes = Processes(logs)
+    async with env, AsyncExitStack() as running:
         client: Client = env.client
-        await workers.enter_async_context(build_worker(client, engine_queue, max_concurrent_activities=CONCURRENCY))
-        await workers.enter_async_context(Worker(
-            client, task_queue=bare_queue, workflows=[ThreeActivitiesWorkflow, EmptyWorkflow], activities=[noop],
-            activity_executor=ThreadPoolExecutor(max_workers=CONCURRENCY), max_concurrent_activities=CONCURRENCY,
-            max_concurrent_local_activities=CONCURRENCY))
+        if workers == 1:
+            await running.enter_async_context(build_worker(client, engine_queue,
+                                                           max_concurrent_activities=CONCURRENCY))
+            await running.enter_async_context(bare_worker(client, bare_queue))
+        else:
+            running.callback(processes.stop)
+            address = client.service_client.config.target_host
+            for i in range(workers):
+                # The worker's own settings (32 activity slots, as above), logging at the level this process does.
+                processes.start(f"engine-{i + 1}", ["-m", "starter.cli", "worker"],
+                                {"TEMPORAL_ADDRESS": address, "TASK_QUEUE": engine_queue, "LOG_LEVEL": "WARNING"})
+                processes.start(f"bare-{i + 1}", [str(Path(__file__).resolve()), "--bare-worker", bare_queue],
+                                {"TEMPORAL_ADDRESS": address})
+            await processes.polling(client, engine_queue, workers)
+            await processes.polling(client, bare_queue, workers)
 
         async def engine_run(index: int) -> WorkflowHandle[Any, Any]:
             deal_id, title = deals[index]
@@ -292,15 +396,15 @@ async def run_all(events: int) -> int:
             result.unloaded = alone
             print(f"  {case}: {time.monotonic() - began:.1f}s", flush=True)
             measured.append(result)
+        problems: list[str] = processes.dead()  # a worker process lost on the way: the others took its share
 
-    problems: list[str] = []
     for m in [*measured, *unloaded]:
         for i, (result, status) in enumerate(zip(m.results, m.statuses, strict=True)):
             if status != WorkflowExecutionStatus.COMPLETED:
                 problems.append(f"{m.name} run {i}: workflow {status}")
             elif m.name.startswith("engine") and (not isinstance(result, RunOutcome) or result.status != "succeeded"):
                 problems.append(f"{m.name} run {i}: {result}")
-    report(measured)
+    report(measured, workers)
     if problems:
         print(f"\n{len(problems)} run(s) did not succeed; the figures above are not valid:")
         for problem in problems[:10]:
@@ -311,16 +415,16 @@ async def run_all(events: int) -> int:
     return 0
 
 
-def report(measured: list[Measured]) -> None:
+def report(measured: list[Measured], workers: int) -> None:
     engine, three, bare = measured
     assert engine.unloaded is not None and bare.unloaded is not None
     print()
-    print(f"{'case':<20} {'runs/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'history events/run':>20}"
+    print(f"{'case':<20} {'workers':>8} {'runs/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'history events/run':>20}"
           f" {'p50 ms one at a time':>22}")
     for m in measured:
         alone = f"{m.unloaded.percentile(50):>22.1f}" if m.unloaded else ""
-        print(f"{m.name:<20} {m.events_per_second:>9.1f} {m.percentile(50):>9.1f} {m.percentile(99):>9.1f} "
-              f"{m.history_events:>20} {alone}")
+        print(f"{m.name:<20} {workers:>8} {m.events_per_second:>9.1f} {m.percentile(50):>9.1f} "
+              f"{m.percentile(99):>9.1f} {m.history_events:>20} {alone}")
     throughput = engine.events_per_second / three.events_per_second
     latency = engine.percentile(50) / bare.percentile(50)
     latency_alone = engine.unloaded.percentile(50) / bare.unloaded.percentile(50)
@@ -336,12 +440,21 @@ def report(measured: list[Measured]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200, help="runs measured per case (default 200)")
+    parser.add_argument("--engine-workers", type=int, default=1, metavar="N",
+                        help="worker processes per case (default 1: the workers run in this process); N > 1: the "
+                             "engine in N `automations worker` processes, the bare workflows in N processes too")
+    parser.add_argument("--bare-worker", metavar="QUEUE", help=argparse.SUPPRESS)  # a bare worker process
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.bare_worker:
+        asyncio.run(serve_bare(args.bare_worker))
+        return
     if args.events < 1:
         parser.error("--events must be at least 1")
-    logging.basicConfig(level=logging.WARNING)
+    if args.engine_workers < 1:
+        parser.error("--engine-workers must be at least 1")
     try:
-        code = asyncio.run(bench(args.events))
+        code = asyncio.run(bench(args.events, args.engine_workers))
     except BenchFailed as err:
         print(f"bench failed: {err}", file=sys.stderr)
         code = 1
