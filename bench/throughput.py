@@ -262,6 +262,19 @@ def drop_database(server: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def outbox_published_on_insert(url: str) -> None:
+    """Outbox events count as published as they are written (in the bench's own database only).
+
+    The relay of `automations worker` would publish the events the runs' record actions commit, and intake would
+    start a run (loop-protected: stopped at once) for each deal update: work the in-process worker, which has no
+    relay, never does. With this, worker processes run the same runs as the in-process worker."""
+    with psycopg.connect(plain_url(url), autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION bench_outbox_published() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN NEW.published_at := now(); RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER bench_outbox_published BEFORE INSERT ON eventoutbox "
+                      "FOR EACH ROW EXECUTE FUNCTION bench_outbox_published()")
+
+
 def seed(deals: int) -> tuple[int, int, list[tuple[int, str]]]:
     """A company, its admin, the automation and `deals` deals; returns (company id, admin id, deals)."""
     from models.db import session_scope
@@ -357,6 +370,7 @@ async def run_all(events: int, workers: int, logs: Path) -> int:
                                                            max_concurrent_activities=CONCURRENCY))
             await running.enter_async_context(bare_worker(client, bare_queue))
         else:
+            outbox_published_on_insert(get_settings().database_url)
             running.callback(processes.stop)
             address = client.service_client.config.target_host
             for i in range(workers):
