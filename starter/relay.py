@@ -51,15 +51,27 @@ def _libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+#: PostgreSQL advisory lock held by the one relay that publishes; the others stand by.
+RELAY_LOCK = 724002
+
+
 async def run_relay(client: Client, stop: asyncio.Event) -> None:
+    """Publish the outbox until `stop`. Every worker runs a relay, but only the one holding the advisory lock
+    publishes (others would only repeat its work); if it dies, its connection and lock go, and another takes over
+    within a poll interval."""
     settings = get_settings()
     async with await psycopg.AsyncConnection.connect(_libpq_url(settings.database_url), autocommit=True) as conn:
         await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        leader = False
         while not stop.is_set():
-            try:
-                while await publish_pending(client):
-                    pass
-            except Exception:
-                log.exception("outbox relay: publishing failed; retrying")
+            if not leader:
+                row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,))).fetchone()
+                leader = bool(row and row[0])
+            if leader:
+                try:
+                    while await publish_pending(client):
+                        pass
+                except Exception:
+                    log.exception("outbox relay: publishing failed; retrying")
             async for _ in conn.notifies(timeout=settings.outbox_poll_seconds, stop_after=1):
                 pass

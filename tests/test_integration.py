@@ -135,3 +135,35 @@ async def test_a_worker_killed_mid_run_is_replaced_and_each_effect_happens_once(
     assert result.status == "succeeded"
     assert subjects(c.id) == ["first", "last", "slow"]  # each effect exactly once
     assert [s.status for s in steps_of(firing.workflow_id)] == ["succeeded"] * 3
+
+
+async def test_one_relay_publishes_and_another_takes_over_when_it_stops(dev_env: Any, company_factory: Any) -> None:
+    from sqlalchemy import text
+
+    from starter.relay import RELAY_LOCK
+
+    def lock_holders() -> int:
+        with session_scope() as s:
+            return int(s.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                                      "AND granted AND database = (SELECT oid FROM pg_database "
+                                      "WHERE datname = current_database())"), {"key": RELAY_LOCK}).scalar_one())
+
+    client: Client = dev_env.client
+    c = company_factory()
+    create_automation(c.admin_id, {"name": "Relayed", "trigger": {"entity": "person", "action": "created"},
+                                   "steps": [{"action": "activity.create", "params": {"subject": "{{person.name}}"}}]})
+    async with running_worker(client):
+        first_stop, second_stop = asyncio.Event(), asyncio.Event()
+        first = asyncio.create_task(run_relay(client, first_stop))
+        await wait_for(lambda: lock_holders() == 1)
+        second = asyncio.create_task(run_relay(client, second_stop))
+        await asyncio.sleep(0.5)
+        assert lock_holders() == 1  # the second stands by
+        first_stop.set()
+        await first
+        with session_scope() as s:
+            create_record(s, c.id, "person", {"name": "Taken over"}, user_id=c.admin_id)
+        await wait_for(lambda: subjects(c.id) == ["Taken over"], timeout=30)
+        assert lock_holders() == 1
+        second_stop.set()
+        await second
