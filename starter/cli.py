@@ -282,6 +282,7 @@ def runs(
 def run(run_id: Annotated[str, typer.Argument(help="A run id, or its start as `runs` shows it")]) -> None:
     """One run with its steps: params, outputs, errors."""
     from models.db import session_scope
+    from models.api import temporal_ui_url
     from models.history import find_run, run_steps
 
     _database_url()
@@ -295,8 +296,7 @@ def run(run_id: Annotated[str, typer.Argument(help="A run id, or its start as `r
     style = STATUS_STYLE.get(found.status, "")
     console.print(f"[bold]{found.automation_name}[/bold] v{found.automation_version} on {found.entity} "
                   f"{found.entity_id} {found.trigger_action}: [{style}]{found.status}[/{style}] {found.reason or ''}")
-    console.print(f"Temporal UI: {get_settings().temporal_ui_url}/namespaces/{get_settings().temporal_namespace}"
-                  f"/workflows/{run_id}")
+    console.print(f"Temporal UI: {temporal_ui_url(run_id)}")
     table = Table()
     for column in ("#", "step", "status", "params", "output / error"):
         table.add_column(column, overflow="fold")
