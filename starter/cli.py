@@ -281,8 +281,8 @@ def runs(
 @app.command()
 def run(run_id: Annotated[str, typer.Argument(help="A run id, or its start as `runs` shows it")]) -> None:
     """One run with its steps: params, outputs, errors."""
-    from models.db import session_scope
     from models.api import temporal_ui_url
+    from models.db import session_scope
     from models.history import find_run, run_steps
 
     _database_url()
