@@ -7,9 +7,10 @@ value's type (`"{{deal.id}}"` renders to the integer 42).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from activities.errors import MergeFieldMissing
@@ -26,8 +27,21 @@ def roots_for(trigger_entity: str) -> set[str]:
     return {trigger_entity, *relations(trigger_entity), *COMMON_ROOTS}
 
 
-def template_roots(text: str) -> set[str]:
-    return set(meta.find_undeclared_variables(_env.parse(text)))
+# Compiling a template costs far more than rendering it, and an automation's templates are the same on every
+# run: compile each text once per process.
+@lru_cache(maxsize=4096)
+def template_roots(text: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_env.parse(text)))
+
+
+@lru_cache(maxsize=4096)
+def _template(text: str) -> Template:
+    return _env.from_string(text)
+
+
+@lru_cache(maxsize=4096)
+def _expression(source: str) -> Any:
+    return _env.compile_expression(source, undefined_to_none=False)
 
 
 def check_template(text: str, trigger_entity: str) -> str | None:
@@ -55,11 +69,11 @@ def render(value: Any, context: dict[str, Any], path: str = "params") -> Any:
     try:
         single = _SINGLE.match(value)
         if single and "{{" not in single.group(1):
-            result = _env.compile_expression(single.group(1).strip(), undefined_to_none=False)(**context)
+            result = _expression(single.group(1).strip())(**context)
             if isinstance(result, StrictUndefined):
                 str(result)  # raises UndefinedError with the missing name
             return result
-        return _env.from_string(value).render(**context)
+        return _template(value).render(**context)
     except UndefinedError as err:
         raise MergeFieldMissing(f"{path}: merge field missing in {value!r}: {err.message}") from None
     except TemplateSyntaxError as err:
