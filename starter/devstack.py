@@ -68,7 +68,8 @@ def start_temporal_dev_server(data_dir: Path, port: int = 7233, ui_port: int = 8
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title().replace('_', '')}"]
     log = open(data_dir / "temporal.log", "ab")  # noqa: SIM115  (the server outlives this function)
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    # Its own session: Ctrl-C reaches only `automations dev`, which stops the workers first, then the server.
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while not port_open("127.0.0.1", port):
         if process.poll() is not None or time.monotonic() > deadline:
