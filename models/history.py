@@ -63,9 +63,7 @@ def purge(session: Session, retention_days: int) -> int:
     """Delete finished runs (and their steps), received-event records and published outbox events older than the
     retention period."""
     cutoff = utcnow() - timedelta(days=retention_days)
-    old = select(AutomationRun.id).where(col(AutomationRun.started_at) < cutoff,
-                                         col(AutomationRun.finished_at).is_not(None))
-    session.execute(delete(StepResult).where(col(StepResult.run_id).in_(old)))
+    # Their steps go with them: the step table's foreign key cascades on delete.
     result = session.execute(delete(AutomationRun).where(col(AutomationRun.started_at) < cutoff,
                                                          col(AutomationRun.finished_at).is_not(None)))
     session.execute(delete(ReceivedEvent).where(col(ReceivedEvent.received_at) < cutoff))

@@ -75,6 +75,9 @@ async def test_the_retention_schedule_purges_old_runs(dev_env: Any, company_fact
             await handle.trigger()
             await wait_for(lambda: not exists(old), timeout=30)
             assert exists(recent) and exists(still_waiting)
+            with session_scope() as s:  # the purged run's steps went with it
+                assert s.exec(select(StepResult).where(StepResult.run_id == old)).first() is None
+                assert s.exec(select(StepResult).where(StepResult.run_id == recent)).first() is not None
             assert not outbox_has(published_long_ago) and outbox_has(unpublished)
         finally:
             settings.run_retention_days = retention
